@@ -1,0 +1,34 @@
+# Shared set-up for scripts/test, scripts/demo and scripts/bench: system tools and the venv.
+# Sourced, not run. Installs everything the scripts need on a fresh machine.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${BACKUPKIT_VENV:-$ROOT/.venv}"
+
+ensure_system_tools() {
+  # The tests and the demo use the stock tools an operator would: tar with zstd, the sqlite3 CLI.
+  local need=()
+  command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
+  command -v zstd >/dev/null 2>&1 || need+=(zstd)
+  command -v tar >/dev/null 2>&1 || need+=(tar)
+  if [ ${#need[@]} -eq 0 ]; then return 0; fi
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing ${need[*]} ..." >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then
+    sudo apt-get update -qq >/dev/null
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "please install: ${need[*]}" >&2
+    exit 2
+  fi
+}
+
+ensure_venv() {
+  local py="${PYTHON:-python3}"
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$py" -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]"
+}
