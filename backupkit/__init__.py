@@ -1,0 +1,39 @@
+"""backupkit: backup, verify and restore the SQLite state of an OpenClaw gateway.
+
+The library API (CONTRACT section 7). None of these functions print; pass `progress=` to follow
+them.
+"""
+
+from .backup import BackupPlan, BackupResult, create_backup, plan_backup
+from .errors import (
+    BackupError,
+    BusyError,
+    EnvironmentFault,
+    InputError,
+    IntegrityError,
+    Interrupted,
+)
+from .manifest import Manifest
+from .progress import ProgressEvent
+from .show import read_manifest
+from .verify import VerifyReport, verify_archive
+from .version import __version__
+
+__all__ = [
+    "BackupError",
+    "BackupPlan",
+    "BackupResult",
+    "BusyError",
+    "EnvironmentFault",
+    "InputError",
+    "IntegrityError",
+    "Interrupted",
+    "Manifest",
+    "ProgressEvent",
+    "VerifyReport",
+    "__version__",
+    "create_backup",
+    "plan_backup",
+    "read_manifest",
+    "verify_archive",
+]

@@ -1,0 +1,440 @@
+"""The backup pipeline: discover, capture every database, pack one archive, prove it, record it.
+
+Captures run in worker threads (sqlite3 releases the GIL inside `VACUUM INTO`) while the main
+thread streams files and finished snapshots into the compressor, so capture hides behind
+compression. At most `workers + 1` snapshots wait in staging at a time, which bounds staging disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from .capture import CapturedDatabase, capture_database
+from .discover import DatabaseSource, Inventory, discover
+from .errors import BackupError, EnvironmentFault, InputError, IntegrityError, from_os_error
+from .fsutil import ensure_private_dir, publish, remove_stale_staging, staging_dir
+from .ledger import Run, record_run
+from .locations import StateLayout, existing_layout, resolve_output_dir
+from .lock import state_lock
+from .manifest import (
+    MANIFEST_NAME,
+    DatabaseEntry,
+    DirectoryEntry,
+    FileEntry,
+    LinkEntry,
+    Manifest,
+)
+from .pack import COMPRESSION_LEVELS, ArchiveWriter
+from .progress import ProgressCallback, emit
+from .version import __version__
+
+ARCHIVE_PREFIX = "openclaw-backup-"
+ARCHIVE_SUFFIX = ".tar.zst"
+# Reasons whose snapshot exists to be rolled back to: it must be proven, so verify is forced.
+ALWAYS_VERIFIED_REASONS = frozenset({"pre-migration", "pre-restore"})
+
+
+def archive_name(backup_id: str) -> str:
+    return f"{ARCHIVE_PREFIX}{backup_id}{ARCHIVE_SUFFIX}"
+
+
+def new_backup_id(now: datetime) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
+
+
+@dataclass
+class BackupPlan:
+    """What a backup would capture (`--dry-run`); nothing was written to produce it."""
+
+    state_dir: Path
+    output_dir: Path
+    inventory: Inventory
+
+    def to_dict(self) -> dict[str, Any]:
+        inv = self.inventory
+        return {
+            "dry_run": True,
+            "state_dir": os.fspath(self.state_dir),
+            "output": os.fspath(self.output_dir),
+            "databases": [
+                {
+                    "role": d.role,
+                    "agent_id": d.agent_id,
+                    "source_path": os.fspath(d.path),
+                    "archive_path": d.archive_path,
+                    "size_bytes": d.size_bytes,
+                    "found_by": d.found_by,
+                }
+                for d in inv.databases
+            ],
+            "files": [
+                {
+                    "kind": f.kind,
+                    "source_path": os.fspath(f.path),
+                    "archive_path": f.archive_path,
+                    "size_bytes": f.size_bytes,
+                    "mode": f.mode,
+                }
+                for f in inv.files
+            ],
+            "links": [
+                {
+                    "source_path": os.fspath(link.path),
+                    "target": link.target,
+                    "outside_state_dir": link.outside_state_dir,
+                }
+                for link in inv.links
+            ],
+            "skipped": [s.model_dump() for s in inv.skipped],
+            "notes": list(inv.notes),
+            "total_bytes": inv.total_bytes,
+        }
+
+
+@dataclass
+class BackupResult:
+    backup_id: str
+    archive: Path
+    status: Literal["ok", "failed"]
+    size_bytes: int
+    manifest: Manifest
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    verified: bool | None = None
+    recorded: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def raise_for_status(self) -> None:
+        if not self.ok:
+            raise IntegrityError(f"backup {self.archive} is not proven: {'; '.join(self.problems)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backup_id": self.backup_id,
+            "archive": os.fspath(self.archive),
+            "status": self.status,
+            "size_bytes": self.size_bytes,
+            "databases": [
+                {
+                    "role": d.role,
+                    "agent_id": d.agent_id,
+                    "archive_path": d.archive_path,
+                    "size_bytes": d.size_bytes,
+                    "integrity": d.integrity,
+                }
+                for d in self.manifest.databases
+            ],
+            "files": len(self.manifest.files),
+            "skipped": len(self.manifest.skipped),
+            "problems": self.problems,
+            "warnings": self.warnings,
+            "verified": self.verified,
+            "recorded": self.recorded,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def plan_backup(
+    state_dir: str | os.PathLike[str] | None = None,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    include_workspaces: bool = True,
+    excludes: tuple[str, ...] = (),
+) -> BackupPlan:
+    layout = existing_layout(state_dir)
+    out = resolve_output_dir(output, layout.state_dir)
+    inv = discover(layout, include_workspaces=include_workspaces, excludes=excludes)
+    return BackupPlan(state_dir=layout.state_dir, output_dir=out, inventory=inv)
+
+
+def create_backup(
+    state_dir: str | os.PathLike[str] | None = None,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    reason: str = "manual",
+    verify: bool = True,
+    include_workspaces: bool = True,
+    excludes: tuple[str, ...] = (),
+    wait: float = 0.0,
+    compression: str = "default",
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> BackupResult:
+    """Back up a state dir into one archive. Returns the result; raises `BackupError` when no
+    archive could be written (the run is recorded as failed where possible).
+
+    A database that cannot be proven does not stop the run: everything else is captured, the
+    result's status is "failed" and `problems` names it (the CLI exits 1).
+    """
+    if compression not in COMPRESSION_LEVELS:
+        raise InputError(
+            f"unknown compression {compression!r}: use {', '.join(COMPRESSION_LEVELS)}"
+        )
+    if reason in ALWAYS_VERIFIED_REASONS:
+        verify = True
+    layout = existing_layout(state_dir)
+    out = resolve_output_dir(output, layout.state_dir)
+    started = time.monotonic()
+    with state_lock(layout.lock_path, wait=wait):
+        now = datetime.now(UTC)
+        backup_id = new_backup_id(now)
+        try:
+            result = _run(
+                layout,
+                out,
+                backup_id,
+                now,
+                reason=reason,
+                include_workspaces=include_workspaces,
+                excludes=excludes,
+                level=COMPRESSION_LEVELS[compression],
+                workers=workers or min(2, os.cpu_count() or 1),
+                progress=progress,
+            )
+        except (BackupError, KeyboardInterrupt) as err:
+            message = str(err) if isinstance(err, BackupError) else "interrupted"
+            code = err.exit_code if isinstance(err, BackupError) else 4
+            record_run(
+                layout.global_db,
+                Run(
+                    id=backup_id,
+                    created_at=_ms(now),
+                    archive_path=None,
+                    status="failed",
+                    manifest_json=orjson.dumps(
+                        {
+                            "backup_id": backup_id,
+                            "reason": reason,
+                            "error": message,
+                            "exit_code": code,
+                        }
+                    ).decode(),
+                ),
+            )
+            raise
+        if verify:
+            _verify_own_archive(result, layout, progress)
+        emit(progress, "record", 0, 1)
+        warning = record_run(
+            layout.global_db,
+            Run(
+                id=backup_id,
+                created_at=_ms(now),
+                archive_path=os.fspath(result.archive),
+                status=result.status,
+                manifest_json=result.manifest.to_json_bytes().decode(),
+            ),
+        )
+        result.recorded = warning is None
+        if warning:
+            result.warnings.append(warning)
+        emit(progress, "record", 1, 1)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def _verify_own_archive(
+    result: BackupResult, layout: StateLayout, progress: ProgressCallback | None
+) -> None:
+    # Imported here: verify reads archives and must not be a dependency of writing them.
+    from .verify import verify_archive
+
+    report = verify_archive(
+        result.archive, state_dir=layout.state_dir, record=False, progress=progress
+    )
+    result.verified = report.ok
+    if not report.ok:
+        result.status = "failed"
+        result.problems.extend(f"verify: {d}" for d in report.defects)
+
+
+class _Captures:
+    """Runs captures in a thread pool, at most `window` snapshots in staging at a time."""
+
+    def __init__(self, databases: list[DatabaseSource], stage: Path, workers: int) -> None:
+        self._pending = deque(enumerate(databases))
+        self._stage = stage
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capture")
+        self._running: set[Future[CapturedDatabase]] = set()
+        for _ in range(workers + 1):
+            self._submit()
+
+    def _submit(self) -> None:
+        if self._pending:
+            index, source = self._pending.popleft()
+            dest = self._stage / f"db-{index:05d}.sqlite"
+            self._running.add(self._pool.submit(capture_database, source, dest))
+
+    def finished(self):  # type: ignore[no-untyped-def]
+        while self._running:
+            done, _ = wait(self._running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                self._running.discard(fut)
+                captured = fut.result()
+                self._submit()
+                yield captured
+
+    def close(self) -> None:
+        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run(
+    layout: StateLayout,
+    out: Path,
+    backup_id: str,
+    now: datetime,
+    *,
+    reason: str,
+    include_workspaces: bool,
+    excludes: tuple[str, ...],
+    level: int,
+    workers: int,
+    progress: ProgressCallback | None,
+) -> BackupResult:
+    emit(progress, "discover", 0, 1, os.fspath(layout.state_dir))
+    inv = discover(layout, include_workspaces=include_workspaces, excludes=excludes)
+    emit(progress, "discover", 1, 1, f"{len(inv.databases)} databases, {len(inv.files)} files")
+    try:
+        ensure_private_dir(out)
+    except OSError as err:
+        raise from_os_error(err, "creating the output directory") from err
+    remove_stale_staging(out)
+    final = out / archive_name(backup_id)
+    problems: list[str] = []
+    with staging_dir(out, backup_id) as stage:
+        tmp = stage / (final.name + ".part")
+        writer = ArchiveWriter(tmp, level=level)
+        captures: _Captures | None = None
+        try:
+            captures = _Captures(inv.databases, stage, workers)
+            directories, links, files = _pack_tree(writer, inv)
+            databases: list[DatabaseEntry] = []
+            total = len(inv.databases)
+            for captured in captures.finished():
+                databases.append(_pack_database(writer, captured))
+                if not captured.ok:
+                    problems.append(
+                        f"database {captured.source.path} is not proven: {captured.integrity}"
+                    )
+                emit(progress, "capture", len(databases), total, captured.source.archive_path)
+            order = {d.archive_path: i for i, d in enumerate(inv.databases)}
+            databases.sort(key=lambda d: order[d.archive_path])
+            manifest = Manifest(
+                backup_id=backup_id,
+                created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                reason=reason,
+                tool_version=__version__,
+                state_dir=os.fspath(layout.state_dir),
+                databases=databases,
+                files=files,
+                skipped=inv.skipped,
+                links=links,
+                directories=directories,
+            )
+            writer.add_bytes(MANIFEST_NAME, manifest.to_json_bytes(), mtime=now.timestamp())
+            size = writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            if captures is not None:
+                captures.close()
+        try:
+            publish(tmp, final)
+        except OSError as err:
+            raise from_os_error(err, "publishing the archive") from err
+    return BackupResult(
+        backup_id=backup_id,
+        archive=final,
+        status="ok" if not problems else "failed",
+        size_bytes=size,
+        manifest=manifest,
+        problems=problems,
+        warnings=list(inv.notes),
+    )
+
+
+def _pack_tree(
+    writer: ArchiveWriter, inv: Inventory
+) -> tuple[list[DirectoryEntry], list[LinkEntry], list[FileEntry]]:
+    directories: list[DirectoryEntry] = []
+    for d in inv.directories:
+        try:
+            st = os.lstat(d.path)
+        except OSError as err:
+            raise from_os_error(err, "reading the state") from err
+        writer.add_dir(d.archive_path, st, d.mode)
+        directories.append(
+            DirectoryEntry(source_path=os.fspath(d.path), archive_path=d.archive_path, mode=d.mode)
+        )
+    links: list[LinkEntry] = []
+    for link in inv.links:
+        try:
+            st = os.lstat(link.path)
+        except OSError as err:
+            raise from_os_error(err, "reading the state") from err
+        writer.add_symlink(link.archive_path, link.target, st)
+        links.append(
+            LinkEntry(
+                source_path=os.fspath(link.path),
+                archive_path=link.archive_path,
+                target=link.target,
+                outside_state_dir=link.outside_state_dir,
+            )
+        )
+    files: list[FileEntry] = []
+    for f in inv.files:
+        written = writer.add_file(f.path, f.archive_path)
+        files.append(
+            FileEntry(
+                kind=f.kind,
+                source_path=os.fspath(f.path),
+                archive_path=f.archive_path,
+                size_bytes=written.size_bytes,
+                sha256=written.sha256,
+                mode=f.mode,
+            )
+        )
+    return directories, links, files
+
+
+def _pack_database(writer: ArchiveWriter, captured: CapturedDatabase) -> DatabaseEntry:
+    written = writer.add_file(captured.file, captured.source.archive_path, mode=captured.mode)
+    if captured.captured_as == "snapshot":
+        with contextlib.suppress(FileNotFoundError):
+            captured.file.unlink()  # bounds staging disk to the capture window
+    if written.size_bytes != captured.size_bytes and captured.captured_as == "snapshot":
+        raise EnvironmentFault(f"snapshot of {captured.source.path} changed while being archived")
+    return DatabaseEntry(
+        role=captured.role,
+        agent_id=captured.agent_id,
+        schema_version=captured.schema_version,
+        user_version=captured.user_version,
+        source_path=os.fspath(captured.source.path),
+        archive_path=captured.source.archive_path,
+        size_bytes=written.size_bytes,
+        sha256=written.sha256,
+        integrity=captured.integrity,
+        checkpoint=captured.checkpoint,
+        captured_as=captured.captured_as,  # type: ignore[arg-type]
+    )

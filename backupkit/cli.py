@@ -1,0 +1,281 @@
+"""The command line: a thin layer over the library API.
+
+Every error reaches the user as one line on stderr and an exit code from CONTRACT section 3;
+tracebacks only with -v. `--json` prints exactly one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from .backup import create_backup, plan_backup
+from .errors import EXIT_USAGE, BackupError, EnvironmentFault, Interrupted, from_os_error
+from .progress import ProgressCallback, ProgressEvent
+from .show import describe_manifest, read_manifest
+from .verify import verify_archive
+
+log = logging.getLogger("backupkit")
+
+
+@dataclass
+class Options:
+    state_dir: Path | None
+    verbose: int
+    quiet: bool
+
+    def progress(self) -> ProgressCallback | None:
+        if self.quiet or not sys.stderr.isatty():
+            return None
+        return _draw_progress
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text, err=True)
+
+
+def _draw_progress(event: ProgressEvent) -> None:
+    total = f"/{event.total}" if event.total else ""
+    line = f"\r\033[K{event.stage} {event.done}{total} {event.detail}"[:200]
+    sys.stderr.write(line)
+    if event.total and event.done >= event.total:
+        sys.stderr.write("\r\033[K")
+    sys.stderr.flush()
+
+
+def _json_out(obj: dict[str, Any]) -> None:
+    sys.stdout.buffer.write(orjson.dumps(obj) + b"\n")
+    sys.stdout.flush()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="OpenClaw state dir (default: $OPENCLAW_STATE_DIR, else ~/.openclaw).",
+)
+@click.option("-v", "--verbose", count=True, help="More detail on stderr; tracebacks on errors.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Print nothing on stderr unless something is wrong."
+)
+@click.version_option(package_name="backupkit")
+@click.pass_context
+def cli(ctx: click.Context, state_dir: Path | None, verbose: int, quiet: bool) -> None:
+    """Back up, verify and restore the SQLite state of an OpenClaw gateway."""
+    ctx.obj = Options(state_dir=state_dir, verbose=verbose, quiet=quiet)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+        format="backupkit: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@cli.command()
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Archive directory (default: $BACKUPKIT_DIR, else <state dir>-backups).",
+)
+@click.option("--reason", default="manual", show_default=True, help="Why this backup was taken.")
+@click.option("--no-workspaces", is_flag=True, help="Leave workspace directories out.")
+@click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out paths matching GLOB (relative path or file name); repeatable.",
+)
+@click.option("--no-verify", is_flag=True, help="Do not verify the archive after writing it.")
+@click.option("--dry-run", is_flag=True, help="Show what would be captured; write nothing.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    metavar="SECONDS",
+    help="Wait this long for another backup of the same state to finish.",
+)
+@click.option(
+    "--compression",
+    type=click.Choice(["fast", "default", "small"]),
+    default="default",
+    show_default=True,
+    help="zstd level: fast (1), default (3), small (9).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def backup(
+    opts: Options,
+    output: Path | None,
+    reason: str,
+    no_workspaces: bool,
+    excludes: tuple[str, ...],
+    no_verify: bool,
+    dry_run: bool,
+    wait: float,
+    compression: str,
+    as_json: bool,
+) -> None:
+    """Write one archive of the whole state and print its path."""
+    if dry_run:
+        plan = plan_backup(
+            opts.state_dir, output=output, include_workspaces=not no_workspaces, excludes=excludes
+        )
+        if as_json:
+            _json_out(plan.to_dict())
+        else:
+            click.echo(_describe_plan(plan.to_dict()))
+        return
+    result = create_backup(
+        opts.state_dir,
+        output=output,
+        reason=reason,
+        verify=not no_verify,
+        include_workspaces=not no_workspaces,
+        excludes=excludes,
+        wait=wait,
+        compression=compression,
+        progress=opts.progress(),
+    )
+    for warning in result.warnings:
+        opts.note(f"backupkit: warning: {warning}")
+    if as_json:
+        _json_out(result.to_dict())
+    else:
+        click.echo(os.fspath(result.archive))
+        if result.ok:
+            verified = "verified" if result.verified else "not verified (--no-verify)"
+            opts.note(
+                f"backupkit: {len(result.manifest.databases)} databases, "
+                f"{len(result.manifest.files)} files, {result.size_bytes} bytes, {verified}, "
+                f"{result.seconds:.1f}s"
+            )
+    if not result.ok:
+        for problem in result.problems[1:]:
+            log.info(problem)
+        raise BackupError(
+            f"backup written to {result.archive} but not proven: {result.problems[0]}"
+            + (f" (+{len(result.problems) - 1} more, see -v)" if len(result.problems) > 1 else ""),
+            exit_code=1,
+        )
+
+
+def _describe_plan(plan: dict[str, Any]) -> str:
+    lines = [f"dry run: would back up {plan['state_dir']} into {plan['output']}", "", "databases:"]
+    for d in plan["databases"]:
+        agent = f" agent={d['agent_id']}" if d["agent_id"] else ""
+        lines.append(
+            f"  {d['role']:<6}{agent} {d['source_path']} ({d['size_bytes']} bytes) "
+            f"-> {d['archive_path']}  [{d['found_by']}]"
+        )
+    kinds: dict[str, int] = {}
+    for f in plan["files"]:
+        kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    lines.append(f"files: {len(plan['files'])} ({summary})")
+    for f in plan["files"]:
+        lines.append(f"  {f['kind']:<12} {f['source_path']} ({f['size_bytes']} bytes)")
+    for link in plan["links"]:
+        where = " (points outside the state dir)" if link["outside_state_dir"] else ""
+        lines.append(f"  symlink      {link['source_path']} -> {link['target']}{where}")
+    lines.append(f"skipped: {len(plan['skipped'])}")
+    for s in plan["skipped"]:
+        lines.append(f"  {s['reason']:<16} {s['source_path']}")
+    for note in plan["notes"]:
+        lines.append(f"note: {note}")
+    lines.append(f"total: {plan['total_bytes']} bytes before compression; nothing was written")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--no-record", is_flag=True, help="Do not record the result in backup_runs.")
+@click.pass_obj
+def verify(opts: Options, archive: Path, as_json: bool, no_record: bool) -> None:
+    """Prove an archive restorable; exit 1 on any defect."""
+    report = verify_archive(
+        archive, state_dir=opts.state_dir, record=not no_record, progress=opts.progress()
+    )
+    if as_json:
+        _json_out(report.to_dict())
+    else:
+        for defect in report.defects:
+            click.echo(f"defect: {defect}")
+        for warning in report.warnings:
+            opts.note(f"backupkit: warning: {warning}")
+        n_db = len(report.manifest.databases) if report.manifest else 0
+        verdict = "OK" if report.ok else f"FAILED ({len(report.defects)} defects)"
+        click.echo(
+            f"{report.archive}: {verdict}: {n_db} databases, {report.files_checked} members checked"
+        )
+    if not report.ok:
+        raise BackupError(
+            f"archive {report.archive} failed verification: {report.defects[0]}", exit_code=1
+        )
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as one JSON object.")
+def show(archive: Path, as_json: bool) -> None:
+    """Print an archive's manifest, readably."""
+    manifest = read_manifest(archive)
+    if as_json:
+        _json_out(manifest.model_dump(mode="json"))
+    else:
+        click.echo(describe_manifest(manifest))
+
+
+def _fail(message: str, code: int, verbose: bool) -> int:
+    if verbose:
+        traceback.print_exc(file=sys.stderr)
+    sys.stderr.write(f"backupkit: error: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    verbose = any(
+        a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args
+    )
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        rv = cli.main(args=args, prog_name="backupkit", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.UsageError as exc:
+        hint = " (see backupkit --help)"
+        return _fail(exc.format_message().splitlines()[0] + hint, EXIT_USAGE, False)
+    except click.ClickException as exc:
+        return _fail(exc.format_message(), EXIT_USAGE, False)
+    except click.Abort:
+        return _fail(str(Interrupted("interrupted: the run was rolled back")), 4, False)
+    except BackupError as exc:
+        return _fail(str(exc), exc.exit_code, verbose)
+    except KeyboardInterrupt:
+        return _fail("interrupted: the run was rolled back, nothing was left behind", 4, verbose)
+    except OSError as exc:
+        return _fail(str(from_os_error(exc, "running")), EnvironmentFault.exit_code, verbose)
+    except Exception as exc:  # a bug: still one line, and the traceback on request
+        return _fail(f"internal error: {exc!r} (rerun with -v and report it)", 4, verbose)
+    return rv if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

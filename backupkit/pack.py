@@ -1,0 +1,163 @@
+"""Write the archive: one POSIX (pax) tar stream, compressed by zstd with content checksums.
+
+Each member's sha256 is computed while its bytes stream into the archive, so what the manifest
+says is exactly what was written, and no file is read twice. The archive is written to a
+temporary name, fsynced, and only then renamed into place by the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+from .errors import EnvironmentFault, from_os_error
+
+COPY_CHUNK = 1 << 20
+ARCHIVE_MODE = 0o600
+COMPRESSION_LEVELS = {"fast": 1, "default": 3, "small": 9}
+
+
+@dataclass(frozen=True)
+class Written:
+    size_bytes: int
+    sha256: str
+
+
+class _CountingSink:
+    """The file object tarfile writes to: counts bytes (tarfile asks `tell()`) and feeds zstd."""
+
+    def __init__(self, sink: BinaryIO) -> None:
+        self._sink = sink
+        self._pos = 0
+
+    def write(self, data: bytes) -> int:
+        self._sink.write(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+
+class _HashingReader:
+    """Feeds tarfile exactly the bytes it asks for and hashes them on the way."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(size)
+        self.digest.update(data)
+        return data
+
+
+class ArchiveWriter:
+    """Streams members into `<path>` (created 0600, never replacing a file)."""
+
+    def __init__(self, path: Path, *, level: int = 3, threads: int = -1) -> None:
+        self.path = path
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, ARCHIVE_MODE)
+            os.fchmod(fd, ARCHIVE_MODE)  # whatever the umask said
+        except OSError as err:
+            raise from_os_error(err, "creating the archive") from err
+        self._raw = os.fdopen(fd, "wb", buffering=COPY_CHUNK)
+        cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=threads)
+        self._zstd = cctx.stream_writer(self._raw, closefd=False)
+        self._tar = tarfile.open(  # noqa: SIM115 - closed by finish()
+            fileobj=_CountingSink(self._zstd),  # type: ignore[arg-type]
+            mode="w",
+            format=tarfile.PAX_FORMAT,
+        )
+        self._tar.copybufsize = COPY_CHUNK
+        self._closed = False
+
+    def _info(
+        self, name: str, st: os.stat_result | None, *, mode: int, mtime: float
+    ) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.mode = mode
+        info.mtime = int(mtime)
+        if st is not None:
+            info.uid, info.gid = st.st_uid, st.st_gid
+        info.uname = info.gname = ""
+        return info
+
+    def add_file(self, src: Path, name: str, *, mode: int | None = None) -> Written:
+        """Stream a regular file in; never follows a symlink put in its place."""
+        try:
+            fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as err:
+            raise from_os_error(err, "reading a file to archive") from err
+        with open(fd, "rb", buffering=0) as fh:
+            st = os.fstat(fh.fileno())
+            info = self._info(
+                name, st, mode=mode if mode is not None else st.st_mode & 0o7777, mtime=st.st_mtime
+            )
+            info.size = st.st_size
+            reader = _HashingReader(fh)
+            try:
+                self._tar.addfile(info, reader)  # type: ignore[arg-type]
+            except tarfile.ReadError as err:
+                raise EnvironmentFault(
+                    f"{src} shrank while it was being archived: run the backup again"
+                ) from err
+            except OSError as err:
+                raise from_os_error(err, "writing the archive") from err
+        return Written(size_bytes=info.size, sha256=reader.digest.hexdigest())
+
+    def add_bytes(self, name: str, data: bytes, *, mode: int = 0o644, mtime: float) -> Written:
+        info = self._info(name, None, mode=mode, mtime=mtime)
+        info.size = len(data)
+        try:
+            self._tar.addfile(info, io.BytesIO(data))
+        except OSError as err:
+            raise from_os_error(err, "writing the archive") from err
+        return Written(size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+    def add_symlink(self, name: str, target: str, st: os.stat_result) -> None:
+        info = self._info(name, st, mode=0o777, mtime=st.st_mtime)
+        info.type = tarfile.SYMTYPE
+        info.linkname = target
+        self._add_meta(info)
+
+    def add_dir(self, name: str, st: os.stat_result, mode: int) -> None:
+        info = self._info(name, st, mode=mode, mtime=st.st_mtime)
+        info.type = tarfile.DIRTYPE
+        self._add_meta(info)
+
+    def _add_meta(self, info: tarfile.TarInfo) -> None:
+        try:
+            self._tar.addfile(info)
+        except OSError as err:
+            raise from_os_error(err, "writing the archive") from err
+
+    def finish(self) -> int:
+        """End the tar stream and the zstd frame, fsync; return the archive's size."""
+        try:
+            self._tar.close()
+            self._zstd.close()
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            size = os.fstat(self._raw.fileno()).st_size
+            self._raw.close()
+        except OSError as err:
+            raise from_os_error(err, "writing the archive") from err
+        self._closed = True
+        return size
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError, ValueError):
+            self._raw.close()

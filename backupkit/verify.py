@@ -1,0 +1,390 @@
+"""Verify: prove that an archive restores exactly, or say precisely why not.
+
+One streaming pass: the zstd frame and its checksum, the tar structure, every member's name and
+type, each regular member's size and sha256. Database members (anything that starts with the
+SQLite header) are copied to a private temporary file and checked in worker threads with a full
+`integrity_check`, `foreign_key_check` and their `schema_meta`, while the stream goes on; at most
+`workers + 1` copies exist at a time, so temporary disk stays bounded. The manifest is the last
+member, so everything is compared with it at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import sqlite3
+import tarfile
+import tempfile
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import orjson
+import pydantic
+
+from .errors import IntegrityError
+from .ledger import Run, record_run
+from .locations import layout_for, resolve_state_dir
+from .manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, Manifest
+from .progress import ProgressCallback, emit
+from .sqlite_files import SQLITE_HEADER, connect_snapshot, integrity_check, read_identity
+
+MAX_MANIFEST_BYTES = 256 << 20
+COPY_CHUNK = 1 << 20
+FORBIDDEN_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
+@dataclass
+class DatabaseCheck:
+    archive_path: str
+    integrity: str
+    foreign_keys: str
+    role: str | None
+    agent_id: str | None
+    user_version: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass
+class VerifyReport:
+    archive: Path
+    ok: bool
+    defects: list[str]
+    manifest: Manifest | None
+    databases: list[dict[str, Any]] = field(default_factory=list)
+    files_checked: int = 0
+    recorded: bool = False
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "archive": os.fspath(self.archive),
+            "ok": self.ok,
+            "backup_id": self.manifest.backup_id if self.manifest else None,
+            "defects": self.defects,
+            "databases": self.databases,
+            "files_checked": self.files_checked,
+            "recorded": self.recorded,
+            "warnings": self.warnings,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class _Seen:
+    kind: str  # file, dir, symlink
+    size: int = 0
+    sha256: str = ""
+    mode: int = 0
+    linkname: str = ""
+
+
+def _name_defect(name: str) -> str | None:
+    if not name or name.startswith("/") or "\\" in name:
+        return f"member {name!r} has an absolute or unsafe name"
+    parts = PurePosixPath(name).parts
+    if ".." in parts:
+        return f"member {name!r} climbs out of the archive with '..'"
+    if name.endswith(FORBIDDEN_SUFFIXES):
+        return f"member {name!r} is a SQLite sidecar, which an archive must never hold"
+    return None
+
+
+def _check_database(path: Path, archive_path: str) -> DatabaseCheck:
+    try:
+        conn = connect_snapshot(path)
+        try:
+            identity = read_identity(conn)
+            integrity = integrity_check(conn)
+            fk_rows = conn.execute("PRAGMA foreign_key_check").fetchmany(1)
+            fk = "ok" if not fk_rows else f"foreign key violation in table {fk_rows[0][0]}"
+        finally:
+            conn.close()
+    except sqlite3.Error as err:
+        return DatabaseCheck(archive_path, str(err), "not checked", None, None, None)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return DatabaseCheck(
+        archive_path, integrity, fk, identity.role, identity.agent_id, identity.user_version
+    )
+
+
+class _Checker:
+    """Database checks in a thread pool with a bounded number of temporary copies."""
+
+    def __init__(self, tmp: Path, workers: int) -> None:
+        self._tmp = tmp
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify")
+        self._window = workers + 1
+        self._inflight: list[Future[DatabaseCheck]] = []
+        self.results: dict[str, DatabaseCheck] = {}
+        self._n = 0
+
+    def submit(self, copy: Path, name: str) -> None:
+        self._inflight.append(self._pool.submit(_check_database, copy, name))
+        while len(self._inflight) >= self._window:
+            self._collect(self._inflight.pop(0))
+
+    def new_path(self) -> Path:
+        self._n += 1
+        return self._tmp / f"check-{self._n:05d}.sqlite"
+
+    def _collect(self, fut: Future[DatabaseCheck]) -> None:
+        check = fut.result()
+        self.results[check.archive_path] = check
+
+    def finish(self) -> dict[str, DatabaseCheck]:
+        for fut in self._inflight:
+            self._collect(fut)
+        self._inflight.clear()
+        self._pool.shutdown(wait=True)
+        return self.results
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_member(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, checker: _Checker
+) -> tuple[_Seen, bytes | None]:
+    """Hash a regular member; copy it aside for checking if it is a database; keep the manifest."""
+    src = tar.extractfile(member)
+    assert src is not None
+    digest = hashlib.sha256()
+    size = 0
+    head = src.read(len(SQLITE_HEADER))
+    digest.update(head)
+    size += len(head)
+    keep: list[bytes] | None = [head] if member.name == MANIFEST_NAME else None
+    copy_fh = None
+    copy_path = None
+    if head == SQLITE_HEADER:
+        copy_path = checker.new_path()
+        copy_fh = open(copy_path, "wb")  # noqa: SIM115 - closed below
+        copy_fh.write(head)
+    try:
+        while True:
+            chunk = src.read(COPY_CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+            size += len(chunk)
+            if copy_fh is not None:
+                copy_fh.write(chunk)
+            if keep is not None:
+                if size > MAX_MANIFEST_BYTES:
+                    raise IntegrityError("manifest.json is implausibly large")
+                keep.append(chunk)
+    finally:
+        if copy_fh is not None:
+            copy_fh.close()
+    if copy_path is not None:
+        checker.submit(copy_path, member.name)
+    seen = _Seen("file", size=size, sha256=digest.hexdigest(), mode=member.mode)
+    return seen, b"".join(keep) if keep is not None else None
+
+
+def _parse_manifest(data: bytes) -> Manifest:
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as err:
+        raise IntegrityError(f"manifest.json is not valid JSON: {err}") from err
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise IntegrityError("manifest.json is not a backupkit manifest")
+    version = raw.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise IntegrityError(
+            f"archive format_version {version} is newer than this backupkit understands "
+            f"({FORMAT_VERSION}): upgrade backupkit to verify or restore it"
+        )
+    try:
+        return Manifest.model_validate(raw)
+    except pydantic.ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise IntegrityError(f"manifest.json is malformed at {where}: {first['msg']}") from err
+
+
+def scan_archive(
+    archive: Path, *, workers: int | None = None, progress: ProgressCallback | None = None
+) -> tuple[Manifest, list[str], dict[str, DatabaseCheck], int]:
+    """The streaming pass. Raises IntegrityError for defects that stop reading; returns the
+    manifest, the defects found, the database checks and the number of members checked."""
+    defects: list[str] = []
+    seen: dict[str, _Seen] = {}
+    manifest_bytes: bytes | None = None
+    tmp = Path(tempfile.mkdtemp(prefix="backupkit-verify-"))
+    checker = _Checker(tmp, workers or (os.cpu_count() or 1))
+    from .archive_read import iter_members  # local: keeps module import order acyclic
+
+    try:
+        for member, tar, _stream in iter_members(archive):
+            name = member.name
+            bad = _name_defect(name)
+            if bad:
+                defects.append(bad)
+            if name in seen or (name == MANIFEST_NAME and manifest_bytes is not None):
+                defects.append(f"member {name!r} appears more than once")
+            if member.isreg():
+                record, data = _read_member(tar, member, checker)
+                if name == MANIFEST_NAME:
+                    manifest_bytes = data
+                    continue
+                seen[name] = record
+                emit(progress, "verify", len(seen), 0, name)
+            elif member.isdir():
+                seen[name] = _Seen("dir", mode=member.mode)
+            elif member.issym():
+                seen[name] = _Seen("symlink", linkname=member.linkname)
+            else:
+                kind = "hard link" if member.islnk() else "device, fifo or other special file"
+                defects.append(f"member {name!r} is a {kind}, which an archive must never hold")
+        if manifest_bytes is None:
+            raise IntegrityError("archive has no manifest.json")
+        manifest = _parse_manifest(manifest_bytes)
+        checks = checker.finish()
+    finally:
+        checker.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    defects += _compare(manifest, seen, checks)
+    return manifest, defects, checks, len(seen)
+
+
+def _compare(
+    manifest: Manifest, seen: dict[str, _Seen], checks: dict[str, DatabaseCheck]
+) -> list[str]:
+    defects: list[str] = []
+    listed: set[str] = set()
+
+    def expect_file(name: str, size: int, sha: str) -> None:
+        listed.add(name)
+        got = seen.get(name)
+        if got is None or got.kind != "file":
+            defects.append(f"{name}: listed in the manifest but missing from the archive")
+        elif got.size != size:
+            defects.append(f"{name}: size {got.size} does not match the manifest's {size}")
+        elif got.sha256 != sha:
+            defects.append(f"{name}: sha256 does not match the manifest")
+
+    for db in manifest.databases:
+        expect_file(db.archive_path, db.size_bytes, db.sha256)
+        if db.integrity != "ok":
+            defects.append(f"{db.archive_path}: not proven at backup time: {db.integrity}")
+            continue
+        check = checks.get(db.archive_path)
+        if check is None:
+            if db.archive_path in seen:
+                defects.append(f"{db.archive_path}: is not a SQLite database")
+            continue
+        if check.integrity != "ok":
+            defects.append(f"{db.archive_path}: integrity_check failed: {check.integrity}")
+        if check.foreign_keys != "ok":
+            defects.append(f"{db.archive_path}: {check.foreign_keys}")
+        if db.role in ("global", "agent") and check.role is not None and check.role != db.role:
+            defects.append(
+                f"{db.archive_path}: schema_meta says role {check.role}, manifest {db.role}"
+            )
+        if db.role == "agent" and check.agent_id is not None and db.agent_id != check.agent_id:
+            defects.append(
+                f"{db.archive_path}: schema_meta says agent {check.agent_id}, "
+                f"manifest {db.agent_id}"
+            )
+        if db.user_version is not None and check.user_version != db.user_version:
+            defects.append(
+                f"{db.archive_path}: user_version {check.user_version}, manifest {db.user_version}"
+            )
+    for f in manifest.files:
+        expect_file(f.archive_path, f.size_bytes, f.sha256)
+    for link in manifest.links:
+        listed.add(link.archive_path)
+        got = seen.get(link.archive_path)
+        if got is None or got.kind != "symlink" or got.linkname != link.target:
+            defects.append(
+                f"{link.archive_path}: symlink missing or pointing elsewhere than listed"
+            )
+    for d in manifest.directories:
+        listed.add(d.archive_path)
+        got = seen.get(d.archive_path)
+        if got is None or got.kind != "dir":
+            defects.append(f"{d.archive_path}: directory listed in the manifest is missing")
+    for name in seen:
+        if name not in listed:
+            defects.append(f"{name}: in the archive but not in the manifest")
+    return defects
+
+
+def verify_archive(
+    archive: str | os.PathLike[str],
+    *,
+    state_dir: str | os.PathLike[str] | None = None,
+    record: bool = True,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> VerifyReport:
+    """Prove `archive` restorable. Returns a report (`.ok`); raises `InputError` (exit 2) for a
+    missing file or one that is not a backupkit archive. Damage that stops reading is reported
+    as a defect, not raised."""
+    path = Path(os.path.abspath(archive))
+    started = time.monotonic()
+    manifest: Manifest | None = None
+    checks: dict[str, DatabaseCheck] = {}
+    count = 0
+    try:
+        manifest, defects, checks, count = scan_archive(path, workers=workers, progress=progress)
+    except IntegrityError as err:
+        defects = [str(err)]
+    report = VerifyReport(
+        archive=path,
+        ok=not defects,
+        defects=defects,
+        manifest=manifest,
+        databases=[c.to_dict() for c in checks.values()],
+        files_checked=count,
+    )
+    if record:
+        _record(report, state_dir)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _record(report: VerifyReport, state_dir: str | os.PathLike[str] | None) -> None:
+    """Write the verify result into the ledger of the state the archive came from, if it is here."""
+    if state_dir is not None:
+        target = resolve_state_dir(state_dir)
+    elif report.manifest is not None and Path(report.manifest.state_dir).is_dir():
+        target = Path(report.manifest.state_dir)
+    else:
+        report.warnings.append("no state dir on this machine: verify result not recorded")
+        return
+    now = datetime.now(UTC)
+    backup_id = report.manifest.backup_id if report.manifest else "unknown"
+    ms = int(now.timestamp() * 1000)
+    body = {
+        "kind": "verify",
+        "backup_id": backup_id,
+        "ok": report.ok,
+        "defects": report.defects,
+        "databases": report.databases,
+    }
+    warning = record_run(
+        layout_for(target).global_db,
+        Run(
+            id=f"verify:{backup_id}:{ms}",
+            created_at=ms,
+            archive_path=os.fspath(report.archive),
+            status="verify-ok" if report.ok else "verify-failed",
+            manifest_json=orjson.dumps(body).decode(),
+        ),
+    )
+    report.recorded = warning is None
+    if warning:
+        report.warnings.append(warning)

@@ -1,0 +1,146 @@
+"""Shared test helpers: real state trees, the real CLI as a subprocess, row-level comparison."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import orjson
+import pytest
+import zstandard
+
+from fixtures import StateTree, build_state
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(
+    *args: str | os.PathLike[str],
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    **kwargs: object,
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m backupkit ARGS` as a user would, in a clean environment."""
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "BACKUPKIT_"))
+    }
+    full_env["PYTHONPATH"] = os.fspath(REPO)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "backupkit", *map(os.fspath, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def json_out(proc: subprocess.CompletedProcess[str]) -> dict:
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one JSON line on stdout, got: {proc.stdout!r}"
+    return orjson.loads(lines[0])
+
+
+def table_rows(db: Path, *, immutable: bool = False) -> dict[str, list[tuple]]:
+    """Every row of every table, sorted: the unit of "row for row" equality."""
+    uri = f"file:{db}?mode=ro" + ("&immutable=1" if immutable else "")
+    conn = sqlite3.connect(uri, uri=True)
+    try:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        return {
+            t: sorted(conn.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables
+        }
+    finally:
+        conn.close()
+
+
+def live_rows(db: Path) -> dict[str, list[tuple]]:
+    """Rows of a live WAL database, read from a private copy so the live files stay untouched."""
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "db.sqlite"
+        shutil.copyfile(db, copy)
+        wal = Path(f"{db}-wal")
+        if wal.exists():
+            shutil.copyfile(wal, Path(f"{copy}-wal"))
+        return table_rows(copy)
+
+
+def extract_with_tar(archive: Path, dest: Path) -> None:
+    """Extract with the stock GNU tar, as the disaster-recovery runbook does."""
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "--zstd", "-xf", os.fspath(archive), "-C", os.fspath(dest)], check=True)
+
+
+def archive_members(archive: Path) -> dict[str, tarfile.TarInfo]:
+    with (
+        open(archive, "rb") as fh,
+        zstandard.ZstdDecompressor().stream_reader(fh) as z,
+        tarfile.open(fileobj=z, mode="r|") as tar,
+    ):
+        return {m.name: m for m in tar}
+
+
+def manifest_of(archive: Path) -> dict:
+    with (
+        open(archive, "rb") as fh,
+        zstandard.ZstdDecompressor().stream_reader(fh) as z,
+        tarfile.open(fileobj=z, mode="r|") as tar,
+    ):
+        for m in tar:
+            if m.name == "manifest.json":
+                return orjson.loads(tar.extractfile(m).read())  # type: ignore[union-attr]
+    raise AssertionError("no manifest.json")
+
+
+def tree_snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under root with its type, size, mode and mtime: equal before and after means
+    nothing was created, removed or modified."""
+    out: dict[str, tuple] = {}
+    if not root.exists():
+        return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            out[os.fspath(p.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return out
+
+
+def only_archives(output: Path) -> list[str]:
+    return sorted(os.listdir(output)) if output.exists() else []
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> StateTree:
+    return build_state(tmp_path / "openclaw")
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    return tmp_path / "backups"
+
+
+def backup_ok(state: StateTree, out_dir: Path, *extra: str) -> Path:
+    proc = run_cli("--state-dir", state.root, "backup", "--output", out_dir, *extra)
+    assert proc.returncode == 0, proc.stderr
+    archive = Path(proc.stdout.strip().splitlines()[-1])
+    assert archive.is_file()
+    return archive
+
+
+def all_databases(state: StateTree) -> list[Path]:
+    return [state.global_db, state.quarantine_db, state.foreign_db, *state.agent_dbs.values()]
