@@ -119,3 +119,4 @@ def manifest_json_schema_text() -> str:
         ).decode()
         + "\n"
     )
+

@@ -1,0 +1,72 @@
+"""Each run is recorded in backup_runs, after its archive is complete."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import orjson
+
+from fixtures import StateTree
+from tests.conftest import backup_ok, extract_with_tar, manifest_of, run_cli
+
+
+def _rows(db: Path) -> list[tuple]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute(
+            "SELECT id, created_at, archive_path, status, manifest_json FROM backup_runs"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def test_backup_adds_one_ok_row_holding_the_manifest(state: StateTree, out_dir: Path) -> None:
+    archive = backup_ok(state, out_dir, "--no-verify")
+    manifest = manifest_of(archive)
+    rows = [r for r in _rows(state.global_db) if r[0] == manifest["backup_id"]]
+    assert len(rows) == 1
+    _id, created_at, archive_path, status, body = rows[0]
+    assert (archive_path, status) == (str(archive), "ok")
+    assert created_at > 1_700_000_000_000  # milliseconds
+    assert orjson.loads(body) == manifest
+
+
+def test_an_archive_never_holds_its_own_row(
+    state: StateTree, out_dir: Path, tmp_path: Path
+) -> None:
+    first = backup_ok(state, out_dir)
+    second = backup_ok(state, out_dir)
+    extract_with_tar(second, tmp_path / "x")
+    inside = {r[0] for r in _rows(tmp_path / "x" / "state" / "state" / "openclaw.sqlite")}
+    assert manifest_of(first)["backup_id"] in inside
+    assert manifest_of(second)["backup_id"] not in inside
+
+
+def test_a_missing_backup_runs_table_is_created_with_exactly_the_contract_columns(
+    state: StateTree, out_dir: Path
+) -> None:
+    conn = sqlite3.connect(state.global_db)
+    conn.execute("DROP TABLE backup_runs")
+    conn.commit()
+    conn.close()
+    backup_ok(state, out_dir)
+    conn = sqlite3.connect(f"file:{state.global_db}?mode=ro", uri=True)
+    cols = [(r[1], r[2], r[5]) for r in conn.execute("PRAGMA table_info(backup_runs)")]
+    conn.close()
+    assert cols == [
+        ("id", "TEXT", 1),
+        ("created_at", "INTEGER", 0),
+        ("archive_path", "TEXT", 0),
+        ("status", "TEXT", 0),
+        ("manifest_json", "TEXT", 0),
+    ]
+
+
+def test_verify_after_backup_is_recorded_too(state: StateTree, out_dir: Path) -> None:
+    archive = backup_ok(state, out_dir)
+    proc = run_cli("verify", archive)
+    assert proc.returncode == 0, proc.stderr
+    verifies = [r for r in _rows(state.global_db) if r[3].startswith("verify")]
+    assert [r[3] for r in verifies] == ["verify-ok"]
+    assert orjson.loads(verifies[0][4])["backup_id"] == manifest_of(archive)["backup_id"]
