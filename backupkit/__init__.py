@@ -15,6 +15,7 @@ from .errors import (
 )
 from .manifest import Manifest
 from .progress import ProgressEvent
+from .restore import RestoreReport, restore_archive
 from .show import read_manifest
 from .verify import VerifyReport, verify_archive
 from .version import __version__
@@ -30,10 +31,12 @@ __all__ = [
     "Interrupted",
     "Manifest",
     "ProgressEvent",
+    "RestoreReport",
     "VerifyReport",
     "__version__",
     "create_backup",
     "plan_backup",
     "read_manifest",
+    "restore_archive",
     "verify_archive",
 ]

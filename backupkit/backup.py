@@ -24,6 +24,7 @@ from .capture import CapturedDatabase, capture_database
 from .discover import DatabaseSource, Inventory, discover
 from .errors import BackupError, EnvironmentFault, InputError, IntegrityError, from_os_error
 from .fsutil import ensure_private_dir, publish, remove_stale_staging, staging_dir
+from .journal import recover
 from .ledger import Run, record_run
 from .locations import StateLayout, existing_layout, resolve_output_dir
 from .lock import state_lock
@@ -174,6 +175,7 @@ def create_backup(
     compression: str = "default",
     workers: int | None = None,
     progress: ProgressCallback | None = None,
+    _hold_lock: bool = True,
 ) -> BackupResult:
     """Back up a state dir into one archive. Returns the result; raises `BackupError` when no
     archive could be written (the run is recorded as failed where possible).
@@ -190,7 +192,9 @@ def create_backup(
     layout = existing_layout(state_dir)
     out = resolve_output_dir(output, layout.state_dir)
     started = time.monotonic()
-    with state_lock(layout.lock_path, wait=wait):
+    lock = state_lock(layout.lock_path, wait=wait) if _hold_lock else contextlib.nullcontext()
+    with lock:
+        recovered = recover(layout.state_dir) if _hold_lock else None
         now = datetime.now(UTC)
         backup_id = new_backup_id(now)
         try:
@@ -243,6 +247,8 @@ def create_backup(
         result.recorded = warning is None
         if warning:
             result.warnings.append(warning)
+        if recovered:
+            result.warnings.insert(0, recovered)
         emit(progress, "record", 1, 1)
     result.seconds = time.monotonic() - started
     return result
@@ -436,5 +442,6 @@ def _pack_database(writer: ArchiveWriter, captured: CapturedDatabase) -> Databas
         sha256=written.sha256,
         integrity=captured.integrity,
         checkpoint=captured.checkpoint,
+        mode=captured.mode,
         captured_as=captured.captured_as,  # type: ignore[arg-type]
     )

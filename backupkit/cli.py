@@ -21,6 +21,8 @@ import orjson
 from .backup import create_backup, plan_backup
 from .errors import EXIT_USAGE, BackupError, EnvironmentFault, Interrupted, from_os_error
 from .progress import ProgressCallback, ProgressEvent
+from .restore import describe as describe_restore
+from .restore import restore_archive
 from .show import describe_manifest, read_manifest
 from .verify import verify_archive
 
@@ -223,6 +225,79 @@ def verify(opts: Options, archive: Path, as_json: bool, no_record: bool) -> None
         raise BackupError(
             f"archive {report.archive} failed verification: {report.defects[0]}", exit_code=1
         )
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(path_type=Path))
+@click.option(
+    "--target",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Restore into this missing or empty directory.",
+)
+@click.option("--in-place", is_flag=True, help="Replace the live state (after a safety snapshot).")
+@click.option("--dry-run", is_flag=True, help="Show the plan; touch nothing.")
+@click.option(
+    "--agent",
+    "agents",
+    multiple=True,
+    metavar="ID",
+    help="Restore only this agent's database and directory; repeatable.",
+)
+@click.option(
+    "--force", is_flag=True, help="In place: go ahead even if a process has a database open."
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="In place: where the safety snapshot goes (default: the backup directory).",
+)
+@click.option(
+    "--delete-extra",
+    is_flag=True,
+    help="In place: remove live files the archive does not hold (default: keep them).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def restore(
+    opts: Options,
+    archive: Path,
+    target: Path | None,
+    in_place: bool,
+    dry_run: bool,
+    agents: tuple[str, ...],
+    force: bool,
+    output: Path | None,
+    delete_extra: bool,
+    as_json: bool,
+) -> None:
+    """Restore an archive into a fresh directory (--target) or over the live state (--in-place)."""
+    report = restore_archive(
+        archive,
+        target=target,
+        in_place=in_place,
+        dry_run=dry_run,
+        agents=list(agents) or None,
+        force=force,
+        state_dir=opts.state_dir,
+        output=output,
+        delete_extra=delete_extra,
+        progress=opts.progress(),
+    )
+    if as_json:
+        _json_out(report.to_dict())
+        return
+    if report.recovered:
+        opts.note(f"backupkit: {report.recovered}")
+    if report.safety_snapshot:
+        click.echo(f"safety snapshot: {report.safety_snapshot}")
+    if dry_run or opts.verbose:
+        for item in report.items:
+            click.echo(f"{item.action:<8} {item.kind:<9} {item.size_bytes:>12}  {item.path}")
+    for warning in report.warnings:
+        opts.note(f"backupkit: warning: {warning}")
+    click.echo(describe_restore(report))
 
 
 @cli.command()

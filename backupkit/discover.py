@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .errors import from_os_error
+from .journal import JOURNAL_NAME, TEMP_PREFIX
 from .locations import AGENT_DB_NAME, GLOBAL_DB_REL, LOCK_NAME, StateLayout, is_within
 from .manifest import FileKind, Role, SkippedEntry
 from .sqlite_files import open_readonly
@@ -209,6 +210,12 @@ class _Walker:
             return
         if in_state and rel == PurePosixPath(LOCK_NAME):
             self._skip(path, "lock-file")
+            return
+        if in_state and (
+            (len(rel.parts) == 1 and rel.name.startswith(JOURNAL_NAME))
+            or rel.name.startswith(TEMP_PREFIX)
+        ):
+            self._skip(path, "restore-in-progress")
             return
         sidecar = _sidecar_reason(rel.name)
         if sidecar:

@@ -46,6 +46,7 @@ class DatabaseEntry(_Model):
     sha256: str
     integrity: str = Field(description='"ok" or the first error line of PRAGMA integrity_check')
     checkpoint: Checkpoint | None = None
+    mode: int | None = Field(default=None, description="permission bits of the live file")
     captured_as: Literal["snapshot", "raw-copy"] = Field(
         default="snapshot",
         description="snapshot: VACUUM INTO; raw-copy: SQLite could not read it, bytes kept as-is",
@@ -119,4 +120,3 @@ def manifest_json_schema_text() -> str:
         ).decode()
         + "\n"
     )
-

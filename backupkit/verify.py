@@ -319,6 +319,13 @@ def _compare(
     for name in seen:
         if name not in listed:
             defects.append(f"{name}: in the archive but not in the manifest")
+    links = {n for n, s in seen.items() if s.kind == "symlink"}
+    for name in seen:
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in links:
+                defects.append(f"{name}: lies under the symlink {'/'.join(parts[:i])}")
+                break
     return defects
 
 

@@ -144,3 +144,37 @@ def backup_ok(state: StateTree, out_dir: Path, *extra: str) -> Path:
 
 def all_databases(state: StateTree) -> list[Path]:
     return [state.global_db, state.quarantine_db, state.foreign_db, *state.agent_dbs.values()]
+
+
+SKIPPED_SUFFIXES = ("-wal", "-shm", "-journal", ".lock", ".pid", ".sock", ".journal.tmp")
+
+
+def fingerprint(root: Path, *, replace: dict[str, str] | None = None) -> dict[str, tuple]:
+    """Everything a restore must bring back, keyed by path relative to `root`: each database's
+    rows (without the ledger, which records the runs themselves), each file's bytes and mode, each
+    symlink's text. Path prefixes in `replace` are normalised in `agent_databases` only (the one
+    table a restore rewrites)."""
+    out: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = os.fspath(p.relative_to(root))
+            if name.endswith(SKIPPED_SUFFIXES) or name.startswith(".bk-restore-"):
+                continue
+            st = p.lstat()
+            if p.is_symlink():
+                out[rel] = ("link", os.readlink(p))
+            elif p.is_dir():
+                out[rel] = ("dir", st.st_mode & 0o7777)
+            elif name.endswith(".sqlite"):
+                rows = live_rows(p)
+                rows.pop("backup_runs", None)
+                if "agent_databases" in rows:
+                    text = repr(rows["agent_databases"])
+                    for old, new in (replace or {}).items():
+                        text = text.replace(old, new)
+                    rows["agent_databases"] = text  # type: ignore[assignment]
+                out[rel] = ("db", repr(sorted(rows.items())))
+            elif p.is_file():
+                out[rel] = ("file", p.read_bytes(), st.st_mode & 0o7777)
+    return out

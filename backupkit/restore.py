@@ -1,0 +1,581 @@
+"""Restore: rebuild a state dir from an archive, into a fresh directory or in place.
+
+Both modes verify the archive first and refuse it on any defect. `--target DIR` writes only under
+DIR (items that lived outside the state dir go to `DIR/external/<absolute path>`) and on failure
+leaves DIR as it was found. `--in-place` takes a verified safety snapshot of the live state, stages
+every new file beside its destination, and swaps them in under a journal (see journal.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .backup import BackupResult, create_backup
+from .discover import discover
+from .errors import BusyError, InputError, IntegrityError, from_os_error
+from .extract import Placement, extract
+from .fsutil import fsync_dir
+from .journal import Entry, Journal, finish, recover, rollback_staging, swap_entry, temp_sibling
+from .ledger import Run, record_run
+from .locations import StateLayout, existing_layout, is_within
+from .lock import state_lock
+from .manifest import Manifest
+from .progress import ProgressCallback, emit
+from .sqlite_files import connect_snapshot, integrity_check, wal_in_use
+from .verify import scan_archive
+
+SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
+Action = Literal["create", "replace", "keep", "remove"]
+
+
+@dataclass
+class PlannedItem:
+    action: Action
+    path: str
+    kind: str  # database, file, symlink, dir
+    size_bytes: int
+    archive_path: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass
+class RestoreReport:
+    mode: Literal["target", "in-place"]
+    archive: Path
+    state_dir: Path
+    dry_run: bool
+    items: list[PlannedItem]
+    safety_snapshot: Path | None = None
+    recovered: str | None = None
+    databases: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out = {"create": 0, "replace": 0, "keep": 0, "remove": 0}
+        for item in self.items:
+            out[item.action] += 1
+        return out
+
+    @property
+    def created(self) -> list[str]:
+        return [i.path for i in self.items if i.action == "create"]
+
+    @property
+    def replaced(self) -> list[str]:
+        return [i.path for i in self.items if i.action == "replace"]
+
+    @property
+    def kept(self) -> list[str]:
+        return [i.path for i in self.items if i.action == "keep"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "archive": os.fspath(self.archive),
+            "state_dir": os.fspath(self.state_dir),
+            "dry_run": self.dry_run,
+            "counts": self.counts(),
+            "items": [i.to_dict() for i in self.items],
+            "safety_snapshot": os.fspath(self.safety_snapshot) if self.safety_snapshot else None,
+            "recovered": self.recovered,
+            "databases": self.databases,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class _Member:
+    """One archive member chosen for restore, with where it goes."""
+
+    archive_path: str
+    source_path: str
+    kind: str
+    mode: int
+    size_bytes: int = 0
+    sha256: str = ""
+    target: str = ""
+
+
+def _select(manifest: Manifest, agents: list[str] | None) -> list[_Member]:
+    members: list[_Member] = []
+    for d in manifest.databases:
+        members.append(
+            _Member(
+                d.archive_path, d.source_path, "database", d.mode or 0o600, d.size_bytes, d.sha256
+            )
+        )
+    for f in manifest.files:
+        members.append(
+            _Member(f.archive_path, f.source_path, "file", f.mode, f.size_bytes, f.sha256)
+        )
+    for link in manifest.links:
+        members.append(
+            _Member(link.archive_path, link.source_path, "symlink", 0o777, target=link.target)
+        )
+    for d in manifest.directories:
+        members.append(_Member(d.archive_path, d.source_path, "dir", d.mode))
+    if not agents:
+        return members
+    known = {d.agent_id: d for d in manifest.databases if d.role == "agent" and d.agent_id}
+    unknown = [a for a in agents if a not in known]
+    if unknown:
+        listed = ", ".join(sorted(known)) or "none"
+        raise InputError(f"agent {unknown[0]!r} is not in this archive (agents: {listed})")
+    chosen = {known[a].archive_path for a in agents}
+    prefixes = []
+    for a in agents:
+        parts = known[a].archive_path.split("/")
+        if parts[:2] == ["state", "agents"] and len(parts) >= 3:
+            prefixes.append("/".join(parts[:3]))
+    return [
+        m
+        for m in members
+        if m.archive_path in chosen
+        or any(m.archive_path == p or m.archive_path.startswith(p + "/") for p in prefixes)
+    ]
+
+
+def _dest_target(member: _Member, target: Path) -> Path:
+    name = member.archive_path
+    if name.startswith("state/"):
+        return target / name[len("state/") :]
+    return target / name  # external/<absolute path>
+
+
+def _dest_in_place(member: _Member, manifest: Manifest, state: Path) -> Path:
+    name = member.archive_path
+    if name.startswith("state/"):
+        return state / name[len("state/") :]
+    return Path(member.source_path)
+
+
+def _check_contained(path: Path, root: Path) -> None:
+    norm = os.path.normpath(path)
+    if not (norm == os.fspath(root) or norm.startswith(os.fspath(root).rstrip("/") + "/")):
+        raise IntegrityError(f"refusing to write {path}: outside {root}")
+
+
+def _rewrite_registry(
+    global_db: Path, mapping: dict[str, str], old_state: str, new_state: Path
+) -> int:
+    """Point `agent_databases.path` at where each database now stands; keep every other column."""
+    conn = sqlite3.connect(f"file:{global_db}?mode=rw", uri=True, isolation_level=None)
+    changed = 0
+    try:
+        has = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='agent_databases'"
+        ).fetchone()
+        if not has:
+            return 0
+        conn.execute("BEGIN IMMEDIATE")
+        for rowid, raw in conn.execute("SELECT rowid, path FROM agent_databases").fetchall():
+            if not raw:
+                continue
+            old = raw if os.path.isabs(raw) else os.path.join(old_state, raw)
+            old = os.path.normpath(old)
+            new = mapping.get(old)
+            if new is None and (old == old_state or old.startswith(old_state.rstrip("/") + "/")):
+                new = os.fspath(new_state / os.path.relpath(old, old_state))
+            if new is not None and new != raw:
+                conn.execute("UPDATE agent_databases SET path=? WHERE rowid=?", (new, rowid))
+                changed += 1
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return changed
+
+
+def _check_placed(path: Path) -> str:
+    try:
+        conn = connect_snapshot(path)
+        try:
+            return integrity_check(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as err:
+        return str(err)
+
+
+def restore_archive(
+    archive: str | os.PathLike[str],
+    *,
+    target: str | os.PathLike[str] | None = None,
+    in_place: bool = False,
+    dry_run: bool = False,
+    agents: list[str] | None = None,
+    force: bool = False,
+    state_dir: str | os.PathLike[str] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    delete_extra: bool = False,
+    progress: ProgressCallback | None = None,
+) -> RestoreReport:
+    """Restore `archive` into `target` (a missing or empty dir) or, with `in_place=True`, over
+    the live state dir. Returns what was (or, with `dry_run`, would be) created, replaced, kept
+    and removed."""
+    if (target is None) == (not in_place):
+        raise InputError("restore needs exactly one of --target DIR or --in-place")
+    path = Path(os.path.abspath(archive))
+    if target is not None:
+        return _restore_to_target(
+            path, Path(os.path.abspath(target)), dry_run=dry_run, agents=agents, progress=progress
+        )
+    layout = existing_layout(state_dir)
+    return _restore_in_place(
+        path,
+        layout,
+        dry_run=dry_run,
+        agents=agents,
+        force=force,
+        output=output,
+        delete_extra=delete_extra,
+        progress=progress,
+    )
+
+
+def _verified_manifest(archive: Path, progress: ProgressCallback | None) -> Manifest:
+    emit(progress, "verify", 0, 1, os.fspath(archive))
+    try:
+        manifest, defects, _checks, _n = scan_archive(archive, progress=progress)
+    except IntegrityError as err:
+        defects = [str(err)]
+    if defects:
+        more = f" (+{len(defects) - 1} more)" if len(defects) > 1 else ""
+        raise IntegrityError(
+            f"archive {archive} failed verification, not restoring: {defects[0]}{more}"
+        )
+    return manifest
+
+
+def _restore_to_target(
+    archive: Path,
+    target: Path,
+    *,
+    dry_run: bool,
+    agents: list[str] | None,
+    progress: ProgressCallback | None,
+) -> RestoreReport:
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise InputError(f"restore target {target} is not empty: give a missing or empty directory")
+    manifest = _verified_manifest(archive, progress)
+    members = _select(manifest, agents)
+    items = []
+    for m in members:
+        dest = _dest_target(m, target)
+        _check_contained(dest, target)
+        items.append(PlannedItem("create", os.fspath(dest), m.kind, m.size_bytes, m.archive_path))
+    report = RestoreReport("target", archive, target, dry_run, items)
+    if dry_run:
+        return report
+    created = not target.exists()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        os.chmod(target, 0o700)
+        placements = {}
+        for m in members:
+            dest = _dest_target(m, target)
+            if m.kind in ("database", "file"):
+                placements[m.archive_path] = Placement(dest, "file", m.mode, m.size_bytes, m.sha256)
+            elif m.kind == "symlink":
+                placements[m.archive_path] = Placement(dest, "symlink", target=m.target)
+            else:
+                placements[m.archive_path] = Placement(dest, "dir", m.mode)
+        emit(progress, "extract", 0, len(placements))
+        extract(archive, placements)
+        _finish_databases(report, manifest, members, lambda m: _dest_target(m, target), target)
+        for m in sorted(
+            (m for m in members if m.kind == "dir"),
+            key=lambda m: m.archive_path.count("/"),
+            reverse=True,
+        ):
+            os.chmod(_dest_target(m, target), m.mode)
+        os.chmod(target, 0o755)
+        fsync_dir(target)
+    except BaseException:
+        if created:
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            for child in list(target.iterdir()):
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        child.unlink()
+        raise
+    return report
+
+
+def _finish_databases(
+    report: RestoreReport,
+    manifest: Manifest,
+    members: list[_Member],
+    dest_of,
+    new_state: Path,  # type: ignore[no-untyped-def]
+    write_path=None,  # type: ignore[no-untyped-def]
+) -> None:
+    """Rewrite the registry in the restored global database, then prove every placed database."""
+    write_path = write_path or dest_of
+    mapping = {
+        os.path.normpath(m.source_path): os.fspath(dest_of(m))
+        for m in members
+        if m.kind == "database"
+    }
+    for m in members:
+        if m.kind != "database":
+            continue
+        where = write_path(m)
+        for suffix in SIDE_SUFFIXES:
+            side = Path(f"{where}{suffix}")
+            if side.exists() and side.stat().st_size > 0:
+                raise IntegrityError(f"a non-empty {side} stands beside a restored database")
+        entry = next(d for d in manifest.databases if d.archive_path == m.archive_path)
+        if entry.role == "global":
+            changed = _rewrite_registry(where, mapping, manifest.state_dir, new_state)
+            if changed:
+                report.warnings.append(f"rewrote {changed} agent_databases paths to new locations")
+        result = _check_placed(where)
+        report.databases.append({"path": os.fspath(dest_of(m)), "integrity": result})
+        if result != "ok":
+            raise IntegrityError(f"restored database {dest_of(m)} fails integrity_check: {result}")
+
+
+def _live_writers(layout: StateLayout) -> list[Path]:
+    inv = discover(layout)
+    return [d.path for d in inv.databases if wal_in_use(d.path)]
+
+
+def _restore_in_place(
+    archive: Path,
+    layout: StateLayout,
+    *,
+    dry_run: bool,
+    agents: list[str] | None,
+    force: bool,
+    output: str | os.PathLike[str] | None,
+    delete_extra: bool,
+    progress: ProgressCallback | None,
+) -> RestoreReport:
+    state = layout.state_dir
+    if dry_run:
+        return _plan_in_place(archive, layout, agents, delete_extra, progress)[0]
+    with state_lock(layout.lock_path):
+        recovered = recover(state)
+        report, manifest, members, extras = _plan_in_place(
+            archive, layout, agents, delete_extra, progress
+        )
+        report.recovered = recovered
+        busy = _live_writers(layout)
+        if busy and not force:
+            raise BusyError(
+                f"{busy[0]} is open in another process (is the gateway running?): stop it, or "
+                "pass --force"
+            )
+        snap = create_backup(
+            state,
+            output=output,
+            reason="pre-restore",
+            verify=True,
+            progress=progress,
+            _hold_lock=False,
+        )
+        report.safety_snapshot = snap.archive
+        if not snap.ok:
+            unproven = [p for p in snap.problems if " is not proven: " in p]
+            if len(unproven) != len(snap.problems):
+                raise IntegrityError(
+                    f"safety snapshot {snap.archive} could not be proven, not restoring: "
+                    f"{snap.problems[0]}"
+                )
+            report.warnings.append(
+                "the live state has damaged databases; the safety snapshot keeps them as they are"
+            )
+        _swap_in(archive, report, manifest, members, extras, layout, progress)
+        _rerecord_snapshot(layout, snap)
+    return report
+
+
+def _rerecord_snapshot(layout: StateLayout, snap: BackupResult) -> None:
+    """The swap replaced the ledger with the archive's; put the safety snapshot's row back so
+    `list` and `status` still find the way back to the state before the restore."""
+    record_run(
+        layout.global_db,
+        Run(
+            id=snap.backup_id,
+            created_at=int(time.time() * 1000),
+            archive_path=os.fspath(snap.archive),
+            status=snap.status,
+            manifest_json=snap.manifest.to_json_bytes().decode(),
+        ),
+    )
+
+
+def _plan_in_place(
+    archive: Path,
+    layout: StateLayout,
+    agents: list[str] | None,
+    delete_extra: bool,
+    progress: ProgressCallback | None,
+) -> tuple[RestoreReport, Manifest, list[_Member], list[PlannedItem]]:
+    state = layout.state_dir
+    manifest = _verified_manifest(archive, progress)
+    members = _select(manifest, agents)
+    items: list[PlannedItem] = []
+    wanted: set[str] = set()
+    for m in members:
+        dest = _dest_in_place(m, manifest, state)
+        wanted.add(os.path.normpath(dest))
+        if m.archive_path.startswith("state/"):
+            _check_contained(dest, state)
+            _refuse_symlinked_parents(dest, state)
+        exists = os.path.lexists(dest)
+        if m.kind == "dir":
+            action: Action = "keep" if exists else "create"
+        else:
+            action = "replace" if exists else "create"
+        items.append(PlannedItem(action, os.fspath(dest), m.kind, m.size_bytes, m.archive_path))
+    extras: list[PlannedItem] = []
+    inv = discover(layout)
+    scope = [i.path for i in items if i.kind == "dir"] if agents else None
+    live = [(d.path, "database", d.size_bytes) for d in inv.databases]
+    live += [(f.path, "file", f.size_bytes) for f in inv.files]
+    live += [(link.path, "symlink", 0) for link in inv.links]
+    for path, kind, size in live:
+        if os.path.normpath(path) in wanted:
+            continue
+        if scope is not None and not any(is_within(path, Path(s)) for s in scope):
+            continue
+        action = "remove" if delete_extra else "keep"
+        item = PlannedItem(action, os.fspath(path), kind, size, None)
+        extras.append(item)
+    report = RestoreReport("in-place", archive, state, False, items + extras)
+    if Journal.load(state) is not None:
+        report.warnings.append("an interrupted restore is pending; the next run will finish it")
+    return report, manifest, members, extras
+
+
+def _refuse_symlinked_parents(dest: Path, state: Path) -> None:
+    parent = dest.parent
+    while parent != state and is_within(parent, state):
+        if parent.is_symlink():
+            raise InputError(
+                f"{parent} is a symlink in the live state where the archive has a directory: "
+                "move it aside and restore again"
+            )
+        parent = parent.parent
+
+
+def _swap_in(
+    archive: Path,
+    report: RestoreReport,
+    manifest: Manifest,
+    members: list[_Member],
+    extras: list[PlannedItem],
+    layout: StateLayout,
+    progress: ProgressCallback | None,
+) -> None:
+    state = layout.state_dir
+    rid = secrets.token_hex(4)
+    entries: list[Entry] = []
+    placements: dict[str, Placement] = {}
+    staged_of: dict[str, Path] = {}
+    created_dirs: list[str] = []
+    dir_modes: list[tuple[str, int]] = []
+    for m in members:
+        dest = _dest_in_place(m, manifest, state)
+        if m.kind == "dir":
+            dir_modes.append((os.fspath(dest), m.mode))
+            continue
+        staged = temp_sibling(dest, rid, "new")
+        staged_of[m.archive_path] = staged
+        aside = temp_sibling(dest, rid, "old") if os.path.lexists(dest) else None
+        sidecars = []
+        if m.kind == "database":
+            sidecars = [
+                (f"{dest}{s}", os.fspath(temp_sibling(Path(f"{dest}{s}"), rid, "old")))
+                for s in SIDE_SUFFIXES
+            ]
+        if m.kind in ("database", "file"):
+            placements[m.archive_path] = Placement(staged, "file", m.mode, m.size_bytes, m.sha256)
+        else:
+            placements[m.archive_path] = Placement(staged, "symlink", target=m.target)
+        entries.append(
+            Entry(os.fspath(dest), os.fspath(staged), os.fspath(aside) if aside else None, sidecars)
+        )
+    for item in extras:
+        if item.action == "remove":
+            dest = Path(item.path)
+            sidecars = []
+            if item.kind == "database":
+                sidecars = [
+                    (f"{dest}{s}", os.fspath(temp_sibling(Path(f"{dest}{s}"), rid, "old")))
+                    for s in SIDE_SUFFIXES
+                ]
+            entries.append(
+                Entry(item.path, None, os.fspath(temp_sibling(dest, rid, "old")), sidecars)
+            )
+    for entry in entries:
+        parent = Path(entry.dest).parent
+        missing = []
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        created_dirs += [os.fspath(p) for p in missing]
+    journal = Journal(
+        rid,
+        os.fspath(archive),
+        os.fspath(state),
+        "staging",
+        entries,
+        sorted(set(created_dirs)),
+        dir_modes,
+        os.fspath(report.safety_snapshot) if report.safety_snapshot else None,
+    )
+    try:
+        journal.save()
+        for d in sorted(set(created_dirs), key=len):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+        emit(progress, "extract", 0, len(placements))
+        extract(archive, placements)
+        by_name = {m.archive_path: m for m in members}
+        _finish_databases(
+            report,
+            manifest,
+            [by_name[n] for n in placements if by_name[n].kind == "database"],
+            lambda m: _dest_in_place(m, manifest, state),
+            state,
+            write_path=lambda m: staged_of[m.archive_path],
+        )
+    except BaseException:
+        rollback_staging(journal)
+        raise
+    try:
+        journal.phase = "swapping"
+        journal.save()
+        for i, entry in enumerate(entries):
+            swap_entry(entry)
+            emit(progress, "swap", i + 1, len(entries))
+        journal.phase = "committed"
+        journal.save()
+        finish(journal)
+    except OSError as err:
+        raise from_os_error(
+            err, "swapping restored files into place (rerun restore to finish)"
+        ) from err
+
+
+def describe(report: RestoreReport) -> str:
+    c = report.counts()
+    verb = "would" if report.dry_run else "did"
+    return (
+        f"restore {report.mode} {verb}: create {c['create']}, replace {c['replace']}, "
+        f"keep {c['keep']}, remove {c['remove']} in {report.state_dir}"
+    )

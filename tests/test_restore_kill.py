@@ -1,0 +1,85 @@
+"""An in-place restore killed at any moment ends, after the next run, old or new: never a mix."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures import build_state
+from tests.conftest import REPO, fingerprint, run_cli
+from tests.test_restore_in_place import _damage
+
+ENV = {**os.environ, "PYTHONPATH": os.fspath(REPO)}
+
+
+def _trials(tmp_path: Path, seed: int, count: int) -> list[str]:
+    state = build_state(tmp_path / "openclaw", bytes_per_agent=1 << 20, with_socket=False)
+    out = tmp_path / "backups"
+    new = (fingerprint(state.root), fingerprint(state.external_dir))
+    archive = Path(
+        run_cli("--state-dir", state.root, "-q", "backup", "--output", out).stdout.strip()
+    )
+    _damage(state)
+    old = (fingerprint(state.root), fingerprint(state.external_dir))
+    template = tmp_path / "template"
+    shutil.copytree(state.root, template / "state", symlinks=True)
+    shutil.copytree(state.external_dir, template / "external", symlinks=True)
+    journal = state.root / "backupkit-restore.journal"
+    cmd = [
+        sys.executable,
+        "-m",
+        "backupkit",
+        "--state-dir",
+        os.fspath(state.root),
+        "restore",
+        os.fspath(archive),
+        "--in-place",
+        "--output",
+        os.fspath(out),
+    ]
+
+    started = time.monotonic()
+    subprocess.run(cmd, env=ENV, capture_output=True, check=True)
+    full = time.monotonic() - started
+
+    rng = random.Random(seed)
+    outcomes = []
+    for trial in range(count):
+        for live, saved in ((state.root, "state"), (state.external_dir, "external")):
+            shutil.rmtree(live)
+            shutil.copytree(template / saved, live, symlinks=True)
+        proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if trial % 2 == 0:  # anywhere in the run, the safety snapshot included
+            time.sleep(rng.uniform(0, full))
+        else:  # inside the staging and swapping phases, which are short
+            deadline = time.monotonic() + 30
+            while not journal.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            time.sleep(rng.uniform(0, 0.05))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        after_run = run_cli("--state-dir", state.root, "backup", "--output", out)
+        assert after_run.returncode == 0, after_run.stderr
+        now = (fingerprint(state.root), fingerprint(state.external_dir))
+        assert now in (old, new), f"trial {trial}: a mix of old and new state"
+        outcomes.append("new" if now == new else "old")
+    return outcomes
+
+
+def test_killed_in_place_restores_end_old_or_new_after_the_next_run(tmp_path: Path) -> None:
+    outcomes = _trials(tmp_path, seed=7, count=10)
+    assert len(outcomes) == 10
+
+
+@pytest.mark.slow
+def test_killed_in_place_restores_many_seeded_trials(tmp_path: Path) -> None:
+    outcomes = _trials(tmp_path, seed=2026, count=80)
+    assert {"old", "new"} <= set(outcomes), "the trials should have hit both sides"
