@@ -295,6 +295,8 @@ def restore(
     if dry_run or opts.verbose:
         for item in report.items:
             click.echo(f"{item.action:<8} {item.kind:<9} {item.size_bytes:>12}  {item.path}")
+    for note in report.notes:
+        opts.note(f"backupkit: {note}")
     for warning in report.warnings:
         opts.note(f"backupkit: warning: {warning}")
     click.echo(describe_restore(report))

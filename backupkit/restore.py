@@ -59,6 +59,7 @@ class RestoreReport:
     recovered: str | None = None
     databases: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         out = {"create": 0, "replace": 0, "keep": 0, "remove": 0}
@@ -90,6 +91,7 @@ class RestoreReport:
             "recovered": self.recovered,
             "databases": self.databases,
             "warnings": self.warnings,
+            "notes": self.notes,
         }
 
 
@@ -341,7 +343,7 @@ def _finish_databases(
         if entry.role == "global":
             changed = _rewrite_registry(where, mapping, manifest.state_dir, new_state)
             if changed:
-                report.warnings.append(f"rewrote {changed} agent_databases paths to new locations")
+                report.notes.append(f"rewrote {changed} agent_databases paths to new locations")
         result = _check_placed(where)
         report.databases.append({"path": os.fspath(dest_of(m)), "integrity": result})
         if result != "ok":

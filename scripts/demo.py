@@ -44,7 +44,8 @@ def run(*args: str | os.PathLike[str], check: bool = True) -> subprocess.Complet
 
 
 def rows(db: Path) -> dict[str, list[tuple]]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    # immutable: the live files are read as they are, creating no -wal/-shm beside them
+    conn = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
     try:
         names = [
             r[0]
@@ -93,37 +94,47 @@ def main() -> None:
     step("5. Verify it again: every member, every database's integrity_check")
     run(*bk, "--state-dir", state, "verify", archive)
 
-    step("6. Restore it with stock tools only (tar + zstd), as the runbook does")
+    step("6. Disaster recovery: restore into a fresh directory")
     restored = work / "restored"
-    restored.mkdir()
-    run("tar", "--zstd", "-xf", archive, "-C", restored)
+    run(*bk, "restore", archive, "--target", restored)
     same = 0
     for agent_id, db in tree.agent_dbs.items():
-        rel = (
-            ("external/" + os.fspath(db).lstrip("/"))
-            if agent_id == "external-agent"
-            else ("state/" + os.fspath(db.relative_to(state)))
-        )
-        copy_rows = rows(restored / rel)
-        live = rows(db)
-        live.pop("backup_runs", None)
-        copy_rows.pop("backup_runs", None)
-        if copy_rows == live:
-            same += 1
+        if agent_id == "external-agent":
+            copy = restored / "external" / os.fspath(db).lstrip("/")
         else:
-            raise SystemExit(f"demo: restored {rel} differs from the live database")
+            copy = restored / db.relative_to(state)
+        if rows(copy) != rows(db):
+            raise SystemExit(f"demo: restored {copy} differs from the live database")
+        same += 1
     print(f"  {same}/{len(tree.agent_dbs)} agent databases equal the live ones row for row,")
-    print("  including the rows that lived only in the WAL.")
-    check = subprocess.run(
-        ["sqlite3", os.fspath(restored / "state/state/openclaw.sqlite"), "PRAGMA integrity_check;"],
-        capture_output=True,
-        text=True,
-    )
+    print("  including the rows that lived only in the WAL; agent_databases now points at them:")
+    conn = sqlite3.connect(f"file:{restored / 'state' / 'openclaw.sqlite'}?mode=ro", uri=True)
+    for agent_id, path in conn.execute("SELECT agent_id, path FROM agent_databases LIMIT 3"):
+        print(f"    {agent_id}: {path}")
+    conn.close()
+
+    step("7. A bad night: rows deleted, config broken, a legacy file lost; restore in place")
+    main_db = tree.agent_dbs["main"]
+    conn = sqlite3.connect(main_db)
+    lost = conn.execute("DELETE FROM session_entries").rowcount
+    conn.commit()
+    conn.close()
+    tree.config_path.write_text("{ broken")
+    tree.legacy_files[0].unlink()
     print(
-        f"  stock sqlite3 integrity_check of the restored global database: {check.stdout.strip()}"
+        f"  deleted {lost} session rows, broke openclaw.json, removed {tree.legacy_files[0].name}"
+    )
+    run(*bk, "--state-dir", state, "restore", archive, "--in-place", "--dry-run")
+    run(*bk, "--state-dir", state, "restore", archive, "--in-place", "--output", backups)
+    conn = sqlite3.connect(f"file:{main_db}?mode=ro", uri=True)
+    back = conn.execute("SELECT count(*) FROM session_entries").fetchone()[0]
+    conn.close()
+    print(
+        f"  session rows back: {back}; config starts with: "
+        f"{tree.config_path.read_text()[:40]!r}; legacy file back: {tree.legacy_files[0].exists()}"
     )
 
-    step("7. The ledger: backup_runs in the live global database")
+    step("8. The ledger: backup_runs in the live global database")
     conn = sqlite3.connect(f"file:{tree.global_db}?mode=ro", uri=True)
     for run_id, status in conn.execute("SELECT id, status FROM backup_runs ORDER BY created_at"):
         print(f"  {run_id}  {status}")
