@@ -17,6 +17,7 @@ from .manifest import Manifest
 from .progress import ProgressEvent
 from .restore import RestoreReport, restore_archive
 from .show import read_manifest
+from .snapshot import SafetySnapshot, safety_snapshot
 from .verify import VerifyReport, verify_archive
 from .version import __version__
 
@@ -32,11 +33,13 @@ __all__ = [
     "Manifest",
     "ProgressEvent",
     "RestoreReport",
+    "SafetySnapshot",
     "VerifyReport",
     "__version__",
     "create_backup",
     "plan_backup",
     "read_manifest",
     "restore_archive",
+    "safety_snapshot",
     "verify_archive",
 ]

@@ -23,7 +23,7 @@ import orjson
 from .capture import CapturedDatabase, capture_database
 from .discover import DatabaseSource, Inventory, discover
 from .errors import BackupError, EnvironmentFault, InputError, IntegrityError, from_os_error
-from .fsutil import ensure_private_dir, publish, remove_stale_staging, staging_dir
+from .fsutil import ensure_private_dir, fsync_dir, publish, remove_stale_staging, staging_dir
 from .journal import recover
 from .ledger import Run, record_run
 from .locations import StateLayout, existing_layout, resolve_output_dir
@@ -175,13 +175,17 @@ def create_backup(
     compression: str = "default",
     workers: int | None = None,
     progress: ProgressCallback | None = None,
+    keep_unproven: bool | None = None,
     _hold_lock: bool = True,
 ) -> BackupResult:
     """Back up a state dir into one archive. Returns the result; raises `BackupError` when no
     archive could be written (the run is recorded as failed where possible).
 
     A database that cannot be proven does not stop the run: everything else is captured, the
-    result's status is "failed" and `problems` names it (the CLI exits 1).
+    result's status is "failed" and `problems` names it (the CLI exits 1). The unproven archive
+    is kept (it still holds everything else) unless `keep_unproven` is false, which is the default
+    for `pre-migration` snapshots: those exist to be rolled back to, and must not look like a
+    rollback point when they are not one.
     """
     if compression not in COMPRESSION_LEVELS:
         raise InputError(
@@ -189,6 +193,8 @@ def create_backup(
         )
     if reason in ALWAYS_VERIFIED_REASONS:
         verify = True
+    if keep_unproven is None:
+        keep_unproven = reason != "pre-migration"
     layout = existing_layout(state_dir)
     out = resolve_output_dir(output, layout.state_dir)
     started = time.monotonic()
@@ -233,6 +239,13 @@ def create_backup(
             raise
         if verify:
             _verify_own_archive(result, layout, progress)
+        if not result.ok and not keep_unproven:
+            with contextlib.suppress(FileNotFoundError):
+                result.archive.unlink()
+            fsync_dir(result.archive.parent)
+            result.problems.append(
+                f"archive {result.archive.name} removed: it is no rollback point"
+            )
         emit(progress, "record", 0, 1)
         warning = record_run(
             layout.global_db,

@@ -154,7 +154,8 @@ def backup(
     if as_json:
         _json_out(result.to_dict())
     else:
-        click.echo(os.fspath(result.archive))
+        if result.archive.exists():
+            click.echo(os.fspath(result.archive))
         if result.ok:
             verified = "verified" if result.verified else "not verified (--no-verify)"
             opts.note(
@@ -165,8 +166,13 @@ def backup(
     if not result.ok:
         for problem in result.problems[1:]:
             log.info(problem)
+        where = (
+            f"backup written to {result.archive}"
+            if result.archive.exists()
+            else f"{result.manifest.reason} snapshot removed"
+        )
         raise BackupError(
-            f"backup written to {result.archive} but not proven: {result.problems[0]}"
+            f"{where} but not proven: {result.problems[0]}"
             + (f" (+{len(result.problems) - 1} more, see -v)" if len(result.problems) > 1 else ""),
             exit_code=1,
         )
