@@ -38,6 +38,7 @@ from .manifest import (
 )
 from .pack import COMPRESSION_LEVELS, ArchiveWriter
 from .progress import ProgressCallback, emit
+from .verify import VerifyReport, record_verify, verify_archive
 from .version import __version__
 
 ARCHIVE_PREFIX = "openclaw-backup-"
@@ -237,8 +238,7 @@ def create_backup(
                 ),
             )
             raise
-        if verify:
-            _verify_own_archive(result, layout, progress)
+        report = _verify_own_archive(result, layout, progress) if verify else None
         if not result.ok and not keep_unproven:
             with contextlib.suppress(FileNotFoundError):
                 result.archive.unlink()
@@ -260,6 +260,8 @@ def create_backup(
         result.recorded = warning is None
         if warning:
             result.warnings.append(warning)
+        elif report is not None and result.archive.exists():
+            record_verify(report, layout.state_dir)
         if recovered:
             result.warnings.insert(0, recovered)
         emit(progress, "record", 1, 1)
@@ -273,10 +275,7 @@ def _ms(when: datetime) -> int:
 
 def _verify_own_archive(
     result: BackupResult, layout: StateLayout, progress: ProgressCallback | None
-) -> None:
-    # Imported here: verify reads archives and must not be a dependency of writing them.
-    from .verify import verify_archive
-
+) -> VerifyReport:
     report = verify_archive(
         result.archive, state_dir=layout.state_dir, record=False, progress=progress
     )
@@ -284,6 +283,7 @@ def _verify_own_archive(
     if not report.ok:
         result.status = "failed"
         result.problems.extend(f"verify: {d}" for d in report.defects)
+    return report
 
 
 class _Captures:

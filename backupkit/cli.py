@@ -18,12 +18,25 @@ from typing import Any
 import click
 import orjson
 
-from .backup import create_backup, plan_backup
-from .errors import EXIT_USAGE, BackupError, EnvironmentFault, Interrupted, from_os_error
+from .backup import ALWAYS_VERIFIED_REASONS, create_backup, plan_backup
+from .catalog import catalogue
+from .errors import (
+    EXIT_USAGE,
+    BackupError,
+    EnvironmentFault,
+    InputError,
+    Interrupted,
+    from_os_error,
+)
+from .locations import layout_for, resolve_output_dir, resolve_state_dir
 from .progress import ProgressCallback, ProgressEvent
+from .prune import prune
 from .restore import describe as describe_restore
 from .restore import restore_archive
+from .retention import Policy
+from .schedule import cron_line, systemd_units
 from .show import describe_manifest, read_manifest
+from .status import DEFAULT_MAX_AGE, backup_status
 from .verify import verify_archive
 
 log = logging.getLogger("backupkit")
@@ -114,6 +127,13 @@ def cli(ctx: click.Context, state_dir: Path | None, verbose: int, quiet: bool) -
     show_default=True,
     help="zstd level: fast (1), default (3), small (9).",
 )
+@click.option(
+    "--prune",
+    "prune_policy",
+    metavar="POLICY",
+    default=None,
+    help="After a successful, verified backup, apply retention, e.g. daily=7,weekly=4.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
 def backup(
@@ -126,9 +146,13 @@ def backup(
     dry_run: bool,
     wait: float,
     compression: str,
+    prune_policy: str | None,
     as_json: bool,
 ) -> None:
     """Write one archive of the whole state and print its path."""
+    policy = Policy.parse(prune_policy) if prune_policy else None
+    if policy is not None and no_verify and reason not in ALWAYS_VERIFIED_REASONS:
+        raise InputError("--prune applies only after a verified backup: drop --no-verify")
     if dry_run:
         plan = plan_backup(
             opts.state_dir, output=output, include_workspaces=not no_workspaces, excludes=excludes
@@ -151,8 +175,16 @@ def backup(
     )
     for warning in result.warnings:
         opts.note(f"backupkit: warning: {warning}")
+    pruned = None
+    if policy is not None and result.ok and result.verified:
+        pruned = prune(opts.state_dir, policy=policy, output=result.archive.parent)
+        for item in pruned.removed:
+            opts.note(f"backupkit: pruned {item.archive}")
     if as_json:
-        _json_out(result.to_dict())
+        body = result.to_dict()
+        if pruned is not None:
+            body["pruned"] = [i.archive for i in pruned.removed]
+        _json_out(body)
     else:
         if result.archive.exists():
             click.echo(os.fspath(result.archive))
@@ -318,6 +350,214 @@ def show(archive: Path, as_json: bool) -> None:
         _json_out(manifest.model_dump(mode="json"))
     else:
         click.echo(describe_manifest(manifest))
+
+
+def _policy(last: int, hourly: int, daily: int, weekly: int, monthly: int, yearly: int) -> Policy:
+    counts = {
+        "last": last,
+        "hourly": hourly,
+        "daily": daily,
+        "weekly": weekly,
+        "monthly": monthly,
+        "yearly": yearly,
+    }
+    return Policy({k: v for k, v in counts.items() if v})
+
+
+@cli.command(name="prune")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Archive directory (default: as for backup).",
+)
+@click.option("--keep-last", type=click.IntRange(min=0), default=0, metavar="N")
+@click.option("--keep-hourly", type=click.IntRange(min=0), default=0, metavar="N")
+@click.option("--keep-daily", type=click.IntRange(min=0), default=0, metavar="N")
+@click.option("--keep-weekly", type=click.IntRange(min=0), default=0, metavar="N")
+@click.option("--keep-monthly", type=click.IntRange(min=0), default=0, metavar="N")
+@click.option("--keep-yearly", type=click.IntRange(min=0), default=0, metavar="N")
+@click.option(
+    "--reason",
+    "reasons",
+    multiple=True,
+    metavar="REASON",
+    help="Apply the policy only to archives with this reason (repeatable); by default "
+    "every reason but pre-migration and pre-restore, which are kept.",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be kept and removed, and why.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def prune_cmd(
+    opts: Options,
+    output: Path | None,
+    keep_last: int,
+    keep_hourly: int,
+    keep_daily: int,
+    keep_weekly: int,
+    keep_monthly: int,
+    keep_yearly: int,
+    reasons: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Delete archives a retention policy does not keep (restic forget semantics)."""
+    policy = _policy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
+    report = prune(
+        opts.state_dir, policy=policy, output=output, reasons=list(reasons) or None, dry_run=dry_run
+    )
+    if as_json:
+        _json_out(report.to_dict())
+        return
+    for item in report.items:
+        verb = "keep" if item.keep else ("would remove" if dry_run else "removed")
+        click.echo(f"{verb:<12} {item.backup_id}  {item.reason or '?':<14} {', '.join(item.why)}")
+    for warning in report.warnings:
+        opts.note(f"backupkit: warning: {warning}")
+    kept = len(report.items) - len(report.removed)
+    opts.note(
+        f"backupkit: policy {report.policy}: keep {kept}, "
+        f"{'would remove' if dry_run else 'removed'} {len(report.removed)}"
+    )
+
+
+@cli.command(name="list")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Archive directory (default: as for backup).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def list_cmd(opts: Options, output: Path | None, as_json: bool) -> None:
+    """Archives and runs, newest first, with the last verify result of each."""
+    state = resolve_state_dir(opts.state_dir)
+    out = resolve_output_dir(output, state)
+    global_db = layout_for(state).global_db
+    entries = catalogue(out, global_db if global_db.is_file() else None)
+    if as_json:
+        _json_out({"output": str(out), "archives": [e.to_dict() for e in entries]})
+        return
+    for e in entries:
+        verify = "never verified"
+        if e.last_verify is not None:
+            verify = (
+                "verify ok " if e.last_verify.ok else "verify FAILED "
+            ) + e.last_verify.at.strftime("%Y-%m-%d %H:%M")
+        flags = []
+        if not e.on_disk:
+            flags.append("MISSING: in the ledger, not on disk")
+        if not e.in_ledger:
+            flags.append("not in the ledger")
+        size = f"{e.size_bytes:>12}" if e.size_bytes is not None else " " * 12
+        click.echo(
+            f"{e.backup_id}  {size}  {e.reason or '?':<14} {e.status or '?':<7} {verify}"
+            + (f"  [{'; '.join(flags)}]" if flags else "")
+        )
+    if not entries:
+        opts.note(f"backupkit: no archives in {out}")
+
+
+@cli.command(name="status")
+@click.option(
+    "--max-age",
+    default=DEFAULT_MAX_AGE,
+    show_default=True,
+    metavar="DURATION",
+    help="Oldest acceptable last good backup (90m, 26h, 2d, 1w).",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Archive directory (default: as for backup).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def status_cmd(opts: Options, max_age: str, output: Path | None, as_json: bool) -> None:
+    """Age and result of the last good backup; exit 1 when stale or failed."""
+    report = backup_status(opts.state_dir, max_age=max_age, output=output)
+    if as_json:
+        _json_out(report.to_dict())
+    else:
+        click.echo(report.line())
+    if not report.ok:
+        raise BackupError(f"backup status: {'; '.join(report.problems)}", exit_code=1)
+
+
+@cli.command(name="schedule")
+@click.option("--systemd", "kind", flag_value="systemd", help="Print a service + timer pair.")
+@click.option("--cron", "kind", flag_value="cron", help="Print a crontab line.")
+@click.option(
+    "--on-calendar",
+    default="*-*-* 03:00:00",
+    show_default=True,
+    help="systemd OnCalendar= of the timer.",
+)
+@click.option(
+    "--randomized-delay",
+    default="30min",
+    show_default=True,
+    help="systemd RandomizedDelaySec= (spreads load across machines).",
+)
+@click.option(
+    "--at",
+    "at_time",
+    default="03:17",
+    show_default=True,
+    metavar="HH:MM",
+    help="cron: the time of day.",
+)
+@click.option("--output", type=click.Path(path_type=Path), default=None)
+@click.option("--reason", default="scheduled", show_default=True)
+@click.option("--no-workspaces", is_flag=True)
+@click.option("--exclude", "excludes", multiple=True, metavar="GLOB")
+@click.option("--compression", type=click.Choice(["fast", "default", "small"]), default=None)
+@click.option("--prune", "prune_policy", metavar="POLICY", default=None)
+@click.option(
+    "--wait", type=click.FloatRange(min=0), default=3600, show_default=True, metavar="SECONDS"
+)
+@click.pass_obj
+def schedule_cmd(
+    opts: Options,
+    kind: str | None,
+    on_calendar: str,
+    randomized_delay: str,
+    at_time: str,
+    output: Path | None,
+    reason: str,
+    no_workspaces: bool,
+    excludes: tuple[str, ...],
+    compression: str | None,
+    prune_policy: str | None,
+    wait: float,
+) -> None:
+    """Print systemd units or a crontab line that run `backup` on a timer."""
+    if kind is None:
+        raise InputError("schedule needs --systemd or --cron")
+    state = resolve_state_dir(opts.state_dir)
+    args: list[str] = ["--reason", reason, "--wait", f"{wait:g}"]
+    if output is not None:
+        args += ["--output", str(Path(os.path.abspath(output)))]
+    if no_workspaces:
+        args.append("--no-workspaces")
+    for glob in excludes:
+        args += ["--exclude", glob]
+    if compression:
+        args += ["--compression", compression]
+    if prune_policy:
+        args += ["--prune", Policy.parse(prune_policy).describe()]
+    if kind == "systemd":
+        click.echo(
+            systemd_units(state, args, on_calendar=on_calendar, randomized_delay=randomized_delay),
+            nl=False,
+        )
+    else:
+        hour, _, minute = at_time.partition(":")
+        if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+            raise InputError(f"--at {at_time!r}: write it as HH:MM")
+        click.echo(cron_line(state, args, minute=int(minute), hour=int(hour)), nl=False)
 
 
 def _fail(message: str, code: int, verbose: bool) -> int:

@@ -30,19 +30,25 @@ class Run:
     manifest_json: str | None
 
 
-def record_run(global_db: Path, run: Run) -> str | None:
+def record_run(global_db: Path, run: Run, *, replace: bool = True) -> str | None:
     """Insert one row; return None on success, or a one-line warning saying why not."""
+    return record_runs(global_db, [run], replace=replace)
+
+
+def record_runs(global_db: Path, runs: list[Run], *, replace: bool = True) -> str | None:
+    """Insert rows in one short transaction (`replace=False` keeps rows already there)."""
     if not global_db.is_file():
         return f"global database {global_db} not found: run not recorded in backup_runs"
+    verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
     try:
         conn = connect_live(global_db, timeout=BUSY_TIMEOUT_S)
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(CREATE_TABLE)
-            conn.execute(
-                "INSERT OR REPLACE INTO backup_runs "
-                "(id, created_at, archive_path, status, manifest_json) VALUES (?, ?, ?, ?, ?)",
-                (run.id, run.created_at, run.archive_path, run.status, run.manifest_json),
+            conn.executemany(
+                f"{verb} INTO backup_runs (id, created_at, archive_path, status, manifest_json) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(r.id, r.created_at, r.archive_path, r.status, r.manifest_json) for r in runs],
             )
             conn.execute("COMMIT")
         finally:

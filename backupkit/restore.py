@@ -13,18 +13,17 @@ import os
 import secrets
 import shutil
 import sqlite3
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .backup import BackupResult, create_backup
+from .backup import create_backup
 from .discover import discover
-from .errors import BusyError, InputError, IntegrityError, from_os_error
+from .errors import BusyError, EnvironmentFault, InputError, IntegrityError, from_os_error
 from .extract import Placement, extract
 from .fsutil import fsync_dir
 from .journal import Entry, Journal, finish, recover, rollback_staging, swap_entry, temp_sibling
-from .ledger import Run, record_run
+from .ledger import Run, read_runs, record_runs
 from .locations import StateLayout, existing_layout, is_within
 from .lock import state_lock
 from .manifest import Manifest
@@ -400,24 +399,18 @@ def _restore_in_place(
             report.warnings.append(
                 "the live state has damaged databases; the safety snapshot keeps them as they are"
             )
+        ledger = read_runs(layout.global_db) if layout.global_db.is_file() else []
         _swap_in(archive, report, manifest, members, extras, layout, progress)
-        _rerecord_snapshot(layout, snap)
+        _carry_ledger(layout, ledger)
     return report
 
 
-def _rerecord_snapshot(layout: StateLayout, snap: BackupResult) -> None:
-    """The swap replaced the ledger with the archive's; put the safety snapshot's row back so
-    `list` and `status` still find the way back to the state before the restore."""
-    record_run(
-        layout.global_db,
-        Run(
-            id=snap.backup_id,
-            created_at=int(time.time() * 1000),
-            archive_path=os.fspath(snap.archive),
-            status=snap.status,
-            manifest_json=snap.manifest.to_json_bytes().decode(),
-        ),
-    )
+def _carry_ledger(layout: StateLayout, runs: list[Run]) -> None:
+    """The swap put the archive's ledger in place; add back every row the live ledger had, so
+    the history of backups and verifies (and the way back to the safety snapshot) survives."""
+    warning = record_runs(layout.global_db, runs, replace=False)
+    if warning:
+        raise EnvironmentFault(f"restored, but the backup history was not carried over: {warning}")
 
 
 def _plan_in_place(

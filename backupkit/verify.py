@@ -358,12 +358,12 @@ def verify_archive(
         files_checked=count,
     )
     if record:
-        _record(report, state_dir)
+        record_verify(report, state_dir)
     report.seconds = time.monotonic() - started
     return report
 
 
-def _record(report: VerifyReport, state_dir: str | os.PathLike[str] | None) -> None:
+def record_verify(report: VerifyReport, state_dir: str | os.PathLike[str] | None) -> None:
     """Write the verify result into the ledger of the state the archive came from, if it is here."""
     if state_dir is not None:
         target = resolve_state_dir(state_dir)

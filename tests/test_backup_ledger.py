@@ -63,10 +63,27 @@ def test_a_missing_backup_runs_table_is_created_with_exactly_the_contract_column
     ]
 
 
-def test_verify_after_backup_is_recorded_too(state: StateTree, out_dir: Path) -> None:
+def test_backup_records_its_own_verify_and_a_later_verify_adds_a_row(
+    state: StateTree, out_dir: Path
+) -> None:
     archive = backup_ok(state, out_dir)
+    backup_id = manifest_of(archive)["backup_id"]
+
+    def verifies() -> list[tuple]:
+        return sorted(
+            (r for r in _rows(state.global_db) if r[3].startswith("verify")), key=lambda r: r[1]
+        )
+
+    assert [r[3] for r in verifies()] == ["verify-ok"]
     proc = run_cli("verify", archive)
     assert proc.returncode == 0, proc.stderr
-    verifies = [r for r in _rows(state.global_db) if r[3].startswith("verify")]
-    assert [r[3] for r in verifies] == ["verify-ok"]
-    assert orjson.loads(verifies[0][4])["backup_id"] == manifest_of(archive)["backup_id"]
+    rows = verifies()
+    assert [r[3] for r in rows] == ["verify-ok", "verify-ok"]
+    assert {orjson.loads(r[4])["backup_id"] for r in rows} == {backup_id}
+    ids = [r[0] for r in _rows(state.global_db)]
+    assert ids.index(backup_id) < ids.index(rows[0][0]), "the backup row comes first"
+
+
+def test_no_verify_records_no_verify_row(state: StateTree, out_dir: Path) -> None:
+    backup_ok(state, out_dir, "--no-verify")
+    assert not [r for r in _rows(state.global_db) if r[3].startswith("verify")]
