@@ -77,15 +77,17 @@ def _ms_to_dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def _manifest_reason(path: Path) -> str | None:
-    """The reason in an archive's own manifest; None when it cannot be read (then the file is
-    not provably ours). Streams the archive: used only for archives the ledger does not know."""
+def _manifest_reason(path: Path, backup_id: str) -> str | None:
+    """The reason in an archive's own manifest; None when the file is not provably ours (the
+    manifest is unreadable, or names another backup than the file name does). Streams the
+    archive: used only for archives the ledger does not know."""
     from .show import read_manifest
 
     try:
-        return read_manifest(path).reason
+        manifest = read_manifest(path)
     except BackupError:
         return None
+    return manifest.reason if manifest.backup_id == backup_id else None
 
 
 def catalogue(
@@ -122,7 +124,7 @@ def catalogue(
         run = backups.get(backup_id)
         reason = _reason_of(run)
         if run is None and read_unknown:
-            reason = _manifest_reason(path)
+            reason = _manifest_reason(path, backup_id)
         entries[backup_id] = Entry(
             backup_id=backup_id,
             created_at=when,

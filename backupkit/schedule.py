@@ -70,7 +70,9 @@ def cron_line(state_dir: Path, backup_args: list[str], *, minute: int, hour: int
     command = " ".join(shlex.quote(a) for a in backup_command(state_dir, backup_args))
     # % is special in crontab (it means newline), so it must never appear unescaped.
     command = command.replace("%", "\\%")
+    # cron mails whatever a job prints: drop the archive path a good run prints on stdout, keep
+    # stderr, where every failure says what went wrong.
     return (
-        "# backupkit: nightly backup; cron mails any output, and -q prints only failures.\n"
-        f"{minute} {hour} * * * {command}\n"
+        "# backupkit: nightly backup; cron mails the output, which only a failure produces.\n"
+        f"{minute} {hour} * * * {command} >/dev/null\n"
     )
