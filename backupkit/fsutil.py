@@ -53,7 +53,7 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
-def remove_stale_staging(output_dir: Path) -> list[Path]:
+def remove_stale_staging(output_dir: Path, prefix: str = STAGING_PREFIX) -> list[Path]:
     """Remove staging directories left by runs that died; return what was removed."""
     removed: list[Path] = []
     try:
@@ -61,7 +61,7 @@ def remove_stale_staging(output_dir: Path) -> list[Path]:
     except FileNotFoundError:
         return removed
     for entry in entries:
-        if not entry.name.startswith(STAGING_PREFIX) or not entry.is_dir(follow_symlinks=False):
+        if not entry.name.startswith(prefix) or not entry.is_dir(follow_symlinks=False):
             continue
         try:
             fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY)
@@ -77,10 +77,10 @@ def remove_stale_staging(output_dir: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def staging_dir(output_dir: Path, tag: str) -> Iterator[Path]:
+def staging_dir(output_dir: Path, tag: str, prefix: str = STAGING_PREFIX) -> Iterator[Path]:
     """A private (0700) staging directory in `output_dir`, locked while in use, always removed."""
     for _attempt in range(5):
-        path = output_dir / f"{STAGING_PREFIX}{tag}-{secrets.token_hex(4)}"
+        path = output_dir / f"{prefix}{tag}-{secrets.token_hex(4)}"
         try:
             os.mkdir(path, 0o700)
             os.chmod(path, 0o700)

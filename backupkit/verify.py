@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import sqlite3
 import tarfile
 import tempfile
@@ -28,6 +27,7 @@ import orjson
 import pydantic
 
 from .errors import IntegrityError
+from .fsutil import remove_stale_staging, staging_dir
 from .ledger import Run, record_run
 from .locations import layout_for, resolve_state_dir
 from .manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, Manifest
@@ -35,6 +35,7 @@ from .progress import ProgressCallback, emit
 from .sqlite_files import SQLITE_HEADER, connect_snapshot, integrity_check, read_identity
 
 MAX_MANIFEST_BYTES = 256 << 20
+VERIFY_PREFIX = "backupkit-verify-"
 COPY_CHUNK = 1 << 20
 FORBIDDEN_SUFFIXES = ("-wal", "-shm", "-journal")
 
@@ -219,10 +220,20 @@ def scan_archive(
 ) -> tuple[Manifest, list[str], dict[str, DatabaseCheck], int]:
     """The streaming pass. Raises IntegrityError for defects that stop reading; returns the
     manifest, the defects found, the database checks and the number of members checked."""
+    # Database copies go to a private, locked directory in the system temp dir; one left by a
+    # verify that was killed (SIGKILL skips every cleanup) is removed by the next verify.
+    scratch = Path(tempfile.gettempdir())
+    remove_stale_staging(scratch, VERIFY_PREFIX)
+    with staging_dir(scratch, str(os.getpid()), VERIFY_PREFIX) as tmp:
+        return _scan(archive, tmp, workers, progress)
+
+
+def _scan(
+    archive: Path, tmp: Path, workers: int | None, progress: ProgressCallback | None
+) -> tuple[Manifest, list[str], dict[str, DatabaseCheck], int]:
     defects: list[str] = []
     seen: dict[str, _Seen] = {}
     manifest_bytes: bytes | None = None
-    tmp = Path(tempfile.mkdtemp(prefix="backupkit-verify-"))
     checker = _Checker(tmp, workers or (os.cpu_count() or 1))
     from .archive_read import iter_members  # local: keeps module import order acyclic
 
@@ -254,7 +265,6 @@ def scan_archive(
         checks = checker.finish()
     finally:
         checker.close()
-        shutil.rmtree(tmp, ignore_errors=True)
     defects += _compare(manifest, seen, checks)
     return manifest, defects, checks, len(seen)
 
