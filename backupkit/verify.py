@@ -89,7 +89,8 @@ class _Seen:
 
 
 def _name_defect(name: str) -> str | None:
-    if not name or name.startswith("/") or "\\" in name:
+    # A backslash is an ordinary character in a POSIX name (the state may hold one): not unsafe.
+    if not name or name.startswith("/"):
         return f"member {name!r} has an absolute or unsafe name"
     parts = PurePosixPath(name).parts
     if ".." in parts:
