@@ -104,4 +104,5 @@ def test_a_killed_verify_leaves_scratch_that_the_next_verify_removes(tmp_path: P
 @pytest.mark.slow
 def test_killed_backups_many_seeded_trials(tmp_path: Path) -> None:
     seen = _backup_trials(tmp_path, seed=2026, count=60)
+    print(f"backup kill trials: 60, archives under a final name verified: {seen}")
     assert seen["archives_checked"] > 0

@@ -82,4 +82,8 @@ def test_killed_in_place_restores_end_old_or_new_after_the_next_run(tmp_path: Pa
 @pytest.mark.slow
 def test_killed_in_place_restores_many_seeded_trials(tmp_path: Path) -> None:
     outcomes = _trials(tmp_path, seed=2026, count=80)
+    print(
+        f"in-place restore kill trials: {len(outcomes)}, old {outcomes.count('old')}, "
+        f"new {outcomes.count('new')}"
+    )
     assert {"old", "new"} <= set(outcomes), "the trials should have hit both sides"
