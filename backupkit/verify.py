@@ -156,7 +156,7 @@ class _Checker:
 
 
 def _read_member(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, checker: _Checker
+    tar: tarfile.TarFile, member: tarfile.TarInfo, checker: _Checker | None
 ) -> tuple[_Seen, bytes | None]:
     """Hash a regular member; copy it aside for checking if it is a database; keep the manifest."""
     src = tar.extractfile(member)
@@ -169,7 +169,7 @@ def _read_member(
     keep: list[bytes] | None = [head] if member.name == MANIFEST_NAME else None
     copy_fh = None
     copy_path = None
-    if head == SQLITE_HEADER:
+    if head == SQLITE_HEADER and checker is not None:
         copy_path = checker.new_path()
         copy_fh = open(copy_path, "wb")  # noqa: SIM115 - closed below
         copy_fh.write(head)
@@ -189,7 +189,7 @@ def _read_member(
     finally:
         if copy_fh is not None:
             copy_fh.close()
-    if copy_path is not None:
+    if copy_path is not None and checker is not None:
         checker.submit(copy_path, member.name)
     seen = _Seen("file", size=size, sha256=digest.hexdigest(), mode=member.mode)
     return seen, b"".join(keep) if keep is not None else None
@@ -217,10 +217,20 @@ def _parse_manifest(data: bytes) -> Manifest:
 
 
 def scan_archive(
-    archive: Path, *, workers: int | None = None, progress: ProgressCallback | None = None
+    archive: Path,
+    *,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+    check_databases: bool = True,
 ) -> tuple[Manifest, list[str], dict[str, DatabaseCheck], int]:
     """The streaming pass. Raises IntegrityError for defects that stop reading; returns the
-    manifest, the defects found, the database checks and the number of members checked."""
+    manifest, the defects found, the database checks and the number of members checked.
+
+    `check_databases=False` skips opening the databases: only for a caller that has already run
+    the same checks on bytes with the same sha256 (a backup checking the archive it just wrote).
+    """
+    if not check_databases:
+        return _scan(archive, None, workers, progress)
     # Database copies go to a private, locked directory in the system temp dir; one left by a
     # verify that was killed (SIGKILL skips every cleanup) is removed by the next verify.
     scratch = Path(tempfile.gettempdir())
@@ -230,12 +240,12 @@ def scan_archive(
 
 
 def _scan(
-    archive: Path, tmp: Path, workers: int | None, progress: ProgressCallback | None
+    archive: Path, tmp: Path | None, workers: int | None, progress: ProgressCallback | None
 ) -> tuple[Manifest, list[str], dict[str, DatabaseCheck], int]:
     defects: list[str] = []
     seen: dict[str, _Seen] = {}
     manifest_bytes: bytes | None = None
-    checker = _Checker(tmp, workers or (os.cpu_count() or 1))
+    checker = _Checker(tmp, workers or (os.cpu_count() or 1)) if tmp is not None else None
     from .archive_read import iter_members  # local: keeps module import order acyclic
 
     try:
@@ -263,15 +273,16 @@ def _scan(
         if manifest_bytes is None:
             raise IntegrityError("archive has no manifest.json")
         manifest = _parse_manifest(manifest_bytes)
-        checks = checker.finish()
+        checks = checker.finish() if checker is not None else {}
     finally:
-        checker.close()
-    defects += _compare(manifest, seen, checks)
+        if checker is not None:
+            checker.close()
+    defects += _compare(manifest, seen, checks, checked=checker is not None)
     return manifest, defects, checks, len(seen)
 
 
 def _compare(
-    manifest: Manifest, seen: dict[str, _Seen], checks: dict[str, DatabaseCheck]
+    manifest: Manifest, seen: dict[str, _Seen], checks: dict[str, DatabaseCheck], *, checked: bool
 ) -> list[str]:
     defects: list[str] = []
     listed: set[str] = set()
@@ -290,6 +301,8 @@ def _compare(
         expect_file(db.archive_path, db.size_bytes, db.sha256)
         if db.integrity != "ok":
             defects.append(f"{db.archive_path}: not proven at backup time: {db.integrity}")
+            continue
+        if not checked:
             continue
         check = checks.get(db.archive_path)
         if check is None:
@@ -347,6 +360,7 @@ def verify_archive(
     record: bool = True,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
+    check_databases: bool = True,
 ) -> VerifyReport:
     """Prove `archive` restorable. Returns a report (`.ok`); raises `InputError` (exit 2) for a
     missing file or one that is not a backupkit archive. Damage that stops reading is reported
@@ -357,7 +371,9 @@ def verify_archive(
     checks: dict[str, DatabaseCheck] = {}
     count = 0
     try:
-        manifest, defects, checks, count = scan_archive(path, workers=workers, progress=progress)
+        manifest, defects, checks, count = scan_archive(
+            path, workers=workers, progress=progress, check_databases=check_databases
+        )
     except IntegrityError as err:
         defects = [str(err)]
     report = VerifyReport(
