@@ -312,6 +312,8 @@ class _Captures:
         self._pending = deque(enumerate(databases))
         self._stage = stage
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capture")
+        # Freeing a large file's blocks takes the file system a while; do it off the packing path.
+        self._reaper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unlink")
         self._running: set[Future[CapturedDatabase]] = set()
         for _ in range(workers + 1):
             self._submit()
@@ -331,9 +333,20 @@ class _Captures:
                 self._submit()
                 yield captured
 
+    def release(self, captured: CapturedDatabase) -> None:
+        """The snapshot is in the archive: remove it, which bounds staging disk to the window."""
+        if captured.captured_as == "snapshot":
+            self._reaper.submit(_unlink_quietly, captured.file)
+
     def close(self) -> None:
         self._pending.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._reaper.shutdown(wait=True)
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 def _run(
@@ -370,6 +383,7 @@ def _run(
             total = len(inv.databases)
             for captured in captures.finished():
                 databases.append(_pack_database(writer, captured))
+                captures.release(captured)
                 if not captured.ok:
                     problems.append(
                         f"database {captured.source.path} is not proven: {captured.integrity}"
@@ -458,9 +472,6 @@ def _pack_tree(
 
 def _pack_database(writer: ArchiveWriter, captured: CapturedDatabase) -> DatabaseEntry:
     written = writer.add_file(captured.file, captured.source.archive_path, mode=captured.mode)
-    if captured.captured_as == "snapshot":
-        with contextlib.suppress(FileNotFoundError):
-            captured.file.unlink()  # bounds staging disk to the capture window
     if written.size_bytes != captured.size_bytes and captured.captured_as == "snapshot":
         raise EnvironmentFault(f"snapshot of {captured.source.path} changed while being archived")
     return DatabaseEntry(
