@@ -19,6 +19,8 @@ from .errors import InputError, IntegrityError, from_os_error
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 READ_CHUNK = 1 << 20
+# tarfile reads ahead in records of 10 KiB: keep more than that to check what follows its end.
+TAIL_KEEP = 64 << 10
 
 
 class ZstdFrameReader:
@@ -31,6 +33,8 @@ class ZstdFrameReader:
         self._pos = 0
         self._eof = False
         self.compressed_read = 0
+        self.position = 0  # decompressed bytes handed out so far
+        self._tail = bytearray()  # the last TAIL_KEEP of them
 
     def _fill(self) -> None:
         while self._pos >= len(self._buf) and not self._eof:
@@ -62,12 +66,36 @@ class ZstdFrameReader:
         self._fill()
         out = self._buf[self._pos : self._pos + size]
         self._pos += len(out)
+        self.position += len(out)
+        if len(out) >= TAIL_KEEP:
+            self._tail = bytearray(out[-TAIL_KEEP:])
+        else:
+            self._tail += out
+            if len(self._tail) > 2 * TAIL_KEEP:
+                del self._tail[:-TAIL_KEEP]
         return out
 
-    def drain(self) -> None:
-        """Read to the end of the input so the end-of-frame checks run."""
-        while self.read(READ_CHUNK):
-            pass
+    def check_end(self, tar_end: int) -> None:
+        """Everything after the tar's last member must be zeros (its end marker and padding):
+        anything else is a corrupt header that made tar stop early, or data hidden after it."""
+        handed = self.position - tar_end
+        if handed > len(self._tail):
+            raise IntegrityError("archive is damaged: tar stopped long before the stream ended")
+        if handed > 0 and any(self._tail[len(self._tail) - handed :]):
+            raise IntegrityError(
+                f"archive is damaged: non-zero data after the tar end at offset {tar_end} "
+                "(a corrupt tar header, or data hidden after the end marker)"
+            )
+        while True:
+            chunk = self.read(READ_CHUNK)
+            if not chunk:
+                return
+            if any(chunk):
+                raise IntegrityError(
+                    f"archive is damaged: non-zero data after the tar end at offset {tar_end} "
+                    "(a corrupt tar header, or data hidden after the end marker)"
+                )
+            self._tail.clear()
 
 
 def open_archive_file(path: Path):  # type: ignore[no-untyped-def]
@@ -98,13 +126,14 @@ def iter_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile,
             with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
                     yield member, tar, stream
+                tar_end = tar.offset
         except tarfile.ReadError as err:
             if stream.compressed_read <= 4 + READ_CHUNK and "empty" in str(err):
                 raise InputError(f"{path} is not a backupkit archive (no tar inside)") from err
             raise IntegrityError(f"archive is damaged: tar says {err}") from err
         except tarfile.TarError as err:
             raise IntegrityError(f"archive is damaged: tar says {err}") from err
-        stream.drain()
+        stream.check_end(tar_end)
 
 
 def archive_size(path: Path) -> int:

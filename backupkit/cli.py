@@ -255,7 +255,8 @@ def verify(opts: Options, archive: Path, as_json: bool, no_record: bool) -> None
         for warning in report.warnings:
             opts.note(f"backupkit: warning: {warning}")
         n_db = len(report.manifest.databases) if report.manifest else 0
-        verdict = "OK" if report.ok else f"FAILED ({len(report.defects)} defects)"
+        n = len(report.defects)
+        verdict = "OK" if report.ok else f"FAILED ({n} defect{'s' if n != 1 else ''})"
         click.echo(
             f"{report.archive}: {verdict}: {n_db} databases, {report.files_checked} members checked"
         )

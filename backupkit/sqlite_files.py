@@ -195,7 +195,19 @@ def read_identity(conn: sqlite3.Connection) -> Identity:
 
 
 def integrity_check(conn: sqlite3.Connection) -> str:
-    """Full `PRAGMA integrity_check`: "ok", or the first error line."""
+    """Full `PRAGMA integrity_check`: "ok", or its first error line (one line, always)."""
     rows = conn.execute("PRAGMA integrity_check").fetchall()
-    first = str(rows[0][0]) if rows else "no result from integrity_check"
-    return first
+    for row in rows:
+        for line in str(row[0]).splitlines():
+            # SQLite prefixes a result with the schema it is about: context, not the error.
+            if line.strip() and not line.startswith("*** in database"):
+                return line.strip()
+    return "no result from integrity_check"
+
+
+def error_text(err: BaseException) -> str:
+    """An exception as one printable line (SQLite may quote raw bytes of a damaged page)."""
+    if isinstance(err, UnicodeDecodeError):
+        raw = err.object if isinstance(err.object, bytes) else b""
+        return "database text is not UTF-8: " + raw.decode("utf-8", "backslashreplace")
+    return " ".join(str(err).split()) or type(err).__name__

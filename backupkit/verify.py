@@ -32,7 +32,13 @@ from .ledger import Run, record_run
 from .locations import layout_for, resolve_state_dir
 from .manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, Manifest
 from .progress import ProgressCallback, emit
-from .sqlite_files import SQLITE_HEADER, connect_snapshot, integrity_check, read_identity
+from .sqlite_files import (
+    SQLITE_HEADER,
+    connect_snapshot,
+    error_text,
+    integrity_check,
+    read_identity,
+)
 
 MAX_MANIFEST_BYTES = 256 << 20
 VERIFY_PREFIX = "backupkit-verify-"
@@ -101,22 +107,31 @@ def _name_defect(name: str) -> str | None:
 
 
 def _check_database(path: Path, archive_path: str) -> DatabaseCheck:
+    identity = None
+    fk = "not checked"
     try:
         conn = connect_snapshot(path)
         try:
             identity = read_identity(conn)
             integrity = integrity_check(conn)
-            fk_rows = conn.execute("PRAGMA foreign_key_check").fetchmany(1)
-            fk = "ok" if not fk_rows else f"foreign key violation in table {fk_rows[0][0]}"
+            if integrity == "ok":
+                fk_rows = conn.execute("PRAGMA foreign_key_check").fetchmany(1)
+                fk = "ok" if not fk_rows else f"foreign key violation in table {fk_rows[0][0]}"
         finally:
             conn.close()
-    except sqlite3.Error as err:
-        return DatabaseCheck(archive_path, str(err), "not checked", None, None, None)
+    except (sqlite3.Error, UnicodeDecodeError, ValueError) as err:
+        # A damaged page can make SQLite fail anywhere, even while quoting its own error.
+        integrity = error_text(err) or "unreadable"
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
     return DatabaseCheck(
-        archive_path, integrity, fk, identity.role, identity.agent_id, identity.user_version
+        archive_path,
+        integrity,
+        fk,
+        identity.role if identity else None,
+        identity.agent_id if identity else None,
+        identity.user_version if identity else None,
     )
 
 
@@ -129,10 +144,13 @@ class _Checker:
         self._window = workers + 1
         self._inflight: list[Future[DatabaseCheck]] = []
         self.results: dict[str, DatabaseCheck] = {}
+        self._names: dict[Future[DatabaseCheck], str] = {}
         self._n = 0
 
     def submit(self, copy: Path, name: str) -> None:
-        self._inflight.append(self._pool.submit(_check_database, copy, name))
+        fut = self._pool.submit(_check_database, copy, name)
+        self._names[fut] = name
+        self._inflight.append(fut)
         while len(self._inflight) >= self._window:
             self._collect(self._inflight.pop(0))
 
@@ -141,8 +159,16 @@ class _Checker:
         return self._tmp / f"check-{self._n:05d}.sqlite"
 
     def _collect(self, fut: Future[DatabaseCheck]) -> None:
-        check = fut.result()
-        self.results[check.archive_path] = check
+        self.results[self._names[fut]] = self._outcome(fut)
+
+    def _outcome(self, fut: Future[DatabaseCheck]) -> DatabaseCheck:
+        try:
+            return fut.result()
+        except Exception as err:  # any failure to check is a failed check, never a crash
+            name = self._names[fut]
+            return DatabaseCheck(
+                name, f"could not be checked: {error_text(err)}", "not checked", None, None, None
+            )
 
     def finish(self) -> dict[str, DatabaseCheck]:
         for fut in self._inflight:
@@ -274,6 +300,8 @@ def _scan(
             raise IntegrityError("archive has no manifest.json")
         manifest = _parse_manifest(manifest_bytes)
         checks = checker.finish() if checker is not None else {}
+    except tarfile.TarError as err:  # raised while reading a member's data in the loop body
+        raise IntegrityError(f"archive is damaged: tar says {err}") from err
     finally:
         if checker is not None:
             checker.close()
@@ -311,6 +339,7 @@ def _compare(
             continue
         if check.integrity != "ok":
             defects.append(f"{db.archive_path}: integrity_check failed: {check.integrity}")
+            continue  # what a damaged database says about itself is not evidence
         if check.foreign_keys != "ok":
             defects.append(f"{db.archive_path}: {check.foreign_keys}")
         if db.role in ("global", "agent") and check.role is not None and check.role != db.role:
