@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,8 +29,8 @@ from .locations import StateLayout, existing_layout, is_within
 from .lock import state_lock
 from .manifest import Manifest
 from .progress import ProgressCallback, emit
-from .sqlite_files import connect_snapshot, integrity_check, wal_in_use
-from .verify import scan_archive
+from .sqlite_files import wal_in_use
+from .verify import check_database_file, database_defects, scan_archive
 
 SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 Action = Literal["create", "replace", "keep", "remove"]
@@ -196,17 +197,6 @@ def _rewrite_registry(
     return changed
 
 
-def _check_placed(path: Path) -> str:
-    try:
-        conn = connect_snapshot(path)
-        try:
-            return integrity_check(conn)
-        finally:
-            conn.close()
-    except sqlite3.Error as err:
-        return str(err)
-
-
 def restore_archive(
     archive: str | os.PathLike[str],
     *,
@@ -245,8 +235,12 @@ def restore_archive(
 
 def _verified_manifest(archive: Path, progress: ProgressCallback | None) -> Manifest:
     emit(progress, "verify", 0, 1, os.fspath(archive))
+    # Databases are not opened here: every one is checked where it is placed, with the same
+    # checks, after its bytes were matched against the manifest's sha256 on the way in.
     try:
-        manifest, defects, _checks, _n = scan_archive(archive, progress=progress)
+        manifest, defects, _checks, _n = scan_archive(
+            archive, progress=progress, check_databases=False
+        )
     except IntegrityError as err:
         defects = [str(err)]
     if defects:
@@ -319,34 +313,39 @@ def _finish_databases(
     report: RestoreReport,
     manifest: Manifest,
     members: list[_Member],
-    dest_of,
-    new_state: Path,  # type: ignore[no-untyped-def]
+    dest_of,  # type: ignore[no-untyped-def]
+    new_state: Path,
     write_path=None,  # type: ignore[no-untyped-def]
 ) -> None:
-    """Rewrite the registry in the restored global database, then prove every placed database."""
+    """Rewrite the registry in the restored global database, then prove every placed database
+    with the checks verify runs (in parallel: sqlite3 releases the GIL)."""
     write_path = write_path or dest_of
     mapping = {
         os.path.normpath(m.source_path): os.fspath(dest_of(m))
         for m in members
         if m.kind == "database"
     }
-    for m in members:
-        if m.kind != "database":
-            continue
+    entries = {d.archive_path: d for d in manifest.databases}
+    placed = [m for m in members if m.kind == "database"]
+    for m in placed:
         where = write_path(m)
         for suffix in SIDE_SUFFIXES:
             side = Path(f"{where}{suffix}")
             if side.exists() and side.stat().st_size > 0:
                 raise IntegrityError(f"a non-empty {side} stands beside a restored database")
-        entry = next(d for d in manifest.databases if d.archive_path == m.archive_path)
-        if entry.role == "global":
+        if entries[m.archive_path].role == "global":
             changed = _rewrite_registry(where, mapping, manifest.state_dir, new_state)
             if changed:
                 report.notes.append(f"rewrote {changed} agent_databases paths to new locations")
-        result = _check_placed(where)
-        report.databases.append({"path": os.fspath(dest_of(m)), "integrity": result})
-        if result != "ok":
-            raise IntegrityError(f"restored database {dest_of(m)} fails integrity_check: {result}")
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        checks = list(
+            pool.map(lambda m: check_database_file(write_path(m), m.archive_path), placed)
+        )
+    for m, check in zip(placed, checks, strict=True):
+        report.databases.append({"path": os.fspath(dest_of(m)), "integrity": check.integrity})
+        defects = database_defects(entries[m.archive_path], check)
+        if defects:
+            raise IntegrityError(f"restored database {dest_of(m)} is not sound: {defects[0]}")
 
 
 def _live_writers(layout: StateLayout) -> list[Path]:

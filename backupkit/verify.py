@@ -30,7 +30,7 @@ from .errors import IntegrityError
 from .fsutil import remove_stale_staging, staging_dir
 from .ledger import Run, record_run
 from .locations import layout_for, resolve_state_dir
-from .manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, Manifest
+from .manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, DatabaseEntry, Manifest
 from .progress import ProgressCallback, emit
 from .sqlite_files import (
     SQLITE_HEADER,
@@ -106,7 +106,9 @@ def _name_defect(name: str) -> str | None:
     return None
 
 
-def _check_database(path: Path, archive_path: str) -> DatabaseCheck:
+def check_database_file(path: Path, archive_path: str) -> DatabaseCheck:
+    """The checks verify runs on every database: full integrity_check, foreign_key_check and
+    what `schema_meta` says. Opens the file immutable: creates nothing beside it."""
     identity = None
     fk = "not checked"
     try:
@@ -122,9 +124,6 @@ def _check_database(path: Path, archive_path: str) -> DatabaseCheck:
     except (sqlite3.Error, UnicodeDecodeError, ValueError) as err:
         # A damaged page can make SQLite fail anywhere, even while quoting its own error.
         integrity = error_text(err) or "unreadable"
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
     return DatabaseCheck(
         archive_path,
         integrity,
@@ -133,6 +132,14 @@ def _check_database(path: Path, archive_path: str) -> DatabaseCheck:
         identity.agent_id if identity else None,
         identity.user_version if identity else None,
     )
+
+
+def _check_database(path: Path, archive_path: str) -> DatabaseCheck:
+    try:
+        return check_database_file(path, archive_path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 class _Checker:
@@ -309,6 +316,24 @@ def _scan(
     return manifest, defects, checks, len(seen)
 
 
+def database_defects(db: DatabaseEntry, check: DatabaseCheck) -> list[str]:
+    """What is wrong with one database, judged against its manifest entry."""
+    name = db.archive_path
+    if check.integrity != "ok":
+        # What a damaged database says about itself is not evidence: one defect, not three.
+        return [f"{name}: integrity_check failed: {check.integrity}"]
+    defects = []
+    if check.foreign_keys != "ok":
+        defects.append(f"{name}: {check.foreign_keys}")
+    if db.role in ("global", "agent") and check.role is not None and check.role != db.role:
+        defects.append(f"{name}: schema_meta says role {check.role}, manifest {db.role}")
+    if db.role == "agent" and check.agent_id is not None and db.agent_id != check.agent_id:
+        defects.append(f"{name}: schema_meta says agent {check.agent_id}, manifest {db.agent_id}")
+    if db.user_version is not None and check.user_version != db.user_version:
+        defects.append(f"{name}: user_version {check.user_version}, manifest {db.user_version}")
+    return defects
+
+
 def _compare(
     manifest: Manifest, seen: dict[str, _Seen], checks: dict[str, DatabaseCheck], *, checked: bool
 ) -> list[str]:
@@ -337,24 +362,7 @@ def _compare(
             if db.archive_path in seen:
                 defects.append(f"{db.archive_path}: is not a SQLite database")
             continue
-        if check.integrity != "ok":
-            defects.append(f"{db.archive_path}: integrity_check failed: {check.integrity}")
-            continue  # what a damaged database says about itself is not evidence
-        if check.foreign_keys != "ok":
-            defects.append(f"{db.archive_path}: {check.foreign_keys}")
-        if db.role in ("global", "agent") and check.role is not None and check.role != db.role:
-            defects.append(
-                f"{db.archive_path}: schema_meta says role {check.role}, manifest {db.role}"
-            )
-        if db.role == "agent" and check.agent_id is not None and db.agent_id != check.agent_id:
-            defects.append(
-                f"{db.archive_path}: schema_meta says agent {check.agent_id}, "
-                f"manifest {db.agent_id}"
-            )
-        if db.user_version is not None and check.user_version != db.user_version:
-            defects.append(
-                f"{db.archive_path}: user_version {check.user_version}, manifest {db.user_version}"
-            )
+        defects += database_defects(db, check)
     for f in manifest.files:
         expect_file(f.archive_path, f.size_bytes, f.sha256)
     for link in manifest.links:
