@@ -108,3 +108,44 @@ def test_killed_backups_many_seeded_trials(tmp_path: Path) -> None:
     seen = _backup_trials(tmp_path, seed=2026, count=60)
     print(f"backup kill trials: 60, archives under a final name verified: {seen}")
     assert seen["archives_checked"] > 0
+
+
+def _verify_trials(tmp_path: Path, seed: int, count: int) -> int:
+    state = build_state(tmp_path / "openclaw", bytes_per_agent=2 << 20, with_socket=False)
+    backup = run_cli("--state-dir", state.root, "-q", "backup", "--output", tmp_path / "out")
+    archive = Path(backup.stdout.strip())
+    rows_before = live_rows(state.global_db)
+    cmd = [sys.executable, "-m", "backupkit", "verify", os.fspath(archive)]
+    started = time.monotonic()
+    subprocess.run(cmd, env=ENV, capture_output=True, check=True)
+    full = time.monotonic() - started
+    rng = random.Random(seed)
+    killed_with_scratch = 0
+    for _ in range(count):
+        proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0, full))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed_with_scratch += bool(_verify_dirs(proc.pid))
+        again = run_cli("verify", archive)
+        assert again.returncode == 0, again.stdout
+        assert not _verify_dirs(proc.pid), "the next verify must reclaim the scratch dir"
+        conn = sqlite3.connect(f"file:{state.global_db}?mode=ro", uri=True)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        conn.close()
+    rows_after = live_rows(state.global_db)
+    # A verify's only write is its ledger row: everything else in the state is unchanged.
+    rows_before.pop("backup_runs")
+    rows_after.pop("backup_runs")
+    assert rows_after == rows_before
+    return killed_with_scratch
+
+
+def test_killed_verifies_leave_nothing_the_next_verify_does_not_reclaim(tmp_path: Path) -> None:
+    _verify_trials(tmp_path, seed=5, count=12)
+
+
+@pytest.mark.slow
+def test_killed_verifies_many_seeded_trials(tmp_path: Path) -> None:
+    hit = _verify_trials(tmp_path, seed=2026, count=60)
+    print(f"verify kill trials: 60, killed while holding scratch: {hit}")
