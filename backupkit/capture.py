@@ -120,7 +120,7 @@ def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
         conn.close()
 
     try:
-        snap = connect_snapshot(dest)
+        snap = connect_snapshot(dest, mmap=True)
         try:
             identity = read_identity(snap)
             integrity = integrity_check(snap)

@@ -43,14 +43,24 @@ def connect_live(path: Path, *, timeout: float) -> sqlite3.Connection:
     )
 
 
-def connect_snapshot(path: Path) -> sqlite3.Connection:
-    """Open a private, unchanging snapshot file read-only, with no locking and no sidecars."""
-    return sqlite3.connect(
+# Reading through mmap makes a full integrity_check about a third cheaper in CPU (measured by
+# scripts/bench --breakdown). Only for files nobody else writes: a mapping of a file truncated
+# under it would fault, which is why live databases are never opened this way.
+SNAPSHOT_MMAP_BYTES = 1 << 30
+
+
+def connect_snapshot(path: Path, *, mmap: bool = False) -> sqlite3.Connection:
+    """Open a private, unchanging snapshot file read-only, with no locking and no sidecars.
+    `mmap=True` only for a file this process owns (a staging snapshot or a verify copy)."""
+    conn = sqlite3.connect(
         _uri(path, mode="ro", immutable="1"),
         uri=True,
         isolation_level=None,
         check_same_thread=False,
     )
+    if mmap:
+        conn.execute(f"PRAGMA mmap_size={SNAPSHOT_MMAP_BYTES}")
+    return conn
 
 
 def _nonempty(path: Path) -> bool:

@@ -108,11 +108,12 @@ def _name_defect(name: str) -> str | None:
 
 def check_database_file(path: Path, archive_path: str) -> DatabaseCheck:
     """The checks verify runs on every database: full integrity_check, foreign_key_check and
-    what `schema_meta` says. Opens the file immutable: creates nothing beside it."""
+    what `schema_meta` says. Opens the file immutable: creates nothing beside it. The file must
+    be one this process wrote (a verify copy, a restored file), so it may be memory-mapped."""
     identity = None
     fk = "not checked"
     try:
-        conn = connect_snapshot(path)
+        conn = connect_snapshot(path, mmap=True)
         try:
             identity = read_identity(conn)
             integrity = integrity_check(conn)
