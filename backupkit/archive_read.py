@@ -8,7 +8,9 @@ follows it.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import struct
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,13 +23,20 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 READ_CHUNK = 1 << 20
 # tarfile reads ahead in records of 10 KiB: keep more than that to check what follows its end.
 TAIL_KEEP = 64 << 10
+# The seal: a zstd skippable frame (magic 0x184D2A50), an 8-byte tag and a sha256.
+SEAL_MAGIC = b"\x50\x2a\x4d\x18"
+SEAL_TAG = b"BKSEAL01"
+SEAL_SIZE = 4 + 4 + len(SEAL_TAG) + 32
 
 
 class ZstdFrameReader:
     """A read-only file object over the decompressed bytes of exactly one zstd frame."""
 
-    def __init__(self, fh) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, fh, *, limit: int | None = None) -> None:  # type: ignore[no-untyped-def]
         self._fh = fh
+        self._left = limit  # compressed bytes that belong to the frame (the seal follows)
+        self.sealed = limit is not None
+        self.digest = hashlib.sha256()  # of the compressed bytes read
         self._dobj = zstandard.ZstdDecompressor().decompressobj(read_across_frames=False)
         self._buf = b""
         self._pos = 0
@@ -38,7 +47,11 @@ class ZstdFrameReader:
 
     def _fill(self) -> None:
         while self._pos >= len(self._buf) and not self._eof:
-            chunk = self._fh.read(READ_CHUNK)
+            want = READ_CHUNK if self._left is None else min(READ_CHUNK, self._left)
+            chunk = self._fh.read(want) if want else b""
+            if self._left is not None:
+                self._left -= len(chunk)
+            self.digest.update(chunk)
             self.compressed_read += len(chunk)
             if not chunk:
                 if not self._dobj.eof:
@@ -53,6 +66,11 @@ class ZstdFrameReader:
             except zstandard.ZstdError as err:
                 raise IntegrityError(f"archive is corrupt: zstd says {err}") from err
             if self._dobj.eof and self._dobj.unused_data:
+                rest = self._dobj.unused_data
+                head = SEAL_MAGIC + struct.pack("<I", len(SEAL_TAG) + 32) + SEAL_TAG
+                cut = min(len(rest), len(head))
+                if len(rest) < SEAL_SIZE and rest[:cut] == head[:cut]:
+                    raise IntegrityError("archive is truncated: the seal after its frame is cut")
                 raise IntegrityError("archive has trailing data after its zstd frame")
 
     def read(self, size: int = -1) -> bytes:
@@ -117,11 +135,35 @@ def open_archive_file(path: Path):  # type: ignore[no-untyped-def]
     return fh
 
 
+def write_seal(digest: bytes) -> bytes:
+    """The seal backup appends: a zstd skippable frame (stock zstd skips it) holding the sha256 of
+    every compressed byte before it. It catches what nothing inside the frame can: a flipped bit
+    zstd never reads, which leaves the decoded stream, and so every content check, unchanged.
+    Like every unkeyed hash it proves against accidents, not against a forger."""
+    return SEAL_MAGIC + struct.pack("<I", len(SEAL_TAG) + 32) + SEAL_TAG + digest
+
+
+def read_seal(fh) -> tuple[int | None, bytes | None]:  # type: ignore[no-untyped-def]
+    """(length of the frame part, the sealed sha256), or (None, None) for an unsealed archive."""
+    size = os.fstat(fh.fileno()).st_size
+    if size < SEAL_SIZE + 4:
+        return None, None
+    fh.seek(size - SEAL_SIZE)
+    tail = fh.read(SEAL_SIZE)
+    fh.seek(0)
+    if tail[:4] != SEAL_MAGIC:
+        return None, None
+    if tail[4:8] != struct.pack("<I", len(SEAL_TAG) + 32) or tail[8:16] != SEAL_TAG:
+        raise IntegrityError("archive has trailing data after its zstd frame (a damaged seal?)")
+    return size - SEAL_SIZE, tail[16:]
+
+
 def iter_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile, ZstdFrameReader]]:
-    """Yield each tar member in order; after the last, the frame's end is checked."""
+    """Yield each tar member in order; after the last, the frame's end and the seal are checked."""
     fh = open_archive_file(path)
     with fh:
-        stream = ZstdFrameReader(fh)
+        frame_size, sealed = read_seal(fh)
+        stream = ZstdFrameReader(fh, limit=frame_size)
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
@@ -134,6 +176,10 @@ def iter_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile,
         except tarfile.TarError as err:
             raise IntegrityError(f"archive is damaged: tar says {err}") from err
         stream.check_end(tar_end)
+        if sealed is not None and stream.digest.digest() != sealed:
+            raise IntegrityError(
+                "archive bytes differ from the seal written at backup time (sha256 mismatch)"
+            )
 
 
 def archive_size(path: Path) -> int:

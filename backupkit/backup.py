@@ -402,6 +402,7 @@ def _run(
                 skipped=inv.skipped,
                 links=links,
                 directories=directories,
+                sealed=True,
             )
             writer.add_bytes(MANIFEST_NAME, manifest.to_json_bytes(), mtime=now.timestamp())
             size = writer.finish()

@@ -91,6 +91,11 @@ class Manifest(_Model):
     databases: list[DatabaseEntry]
     files: list[FileEntry]
     skipped: list[SkippedEntry]
+    sealed: bool = Field(
+        default=False,
+        description="the archive ends with a sha256 seal of its compressed bytes (a zstd "
+        "skippable frame); verify treats a sealed archive without its seal as cut short",
+    )
     links: list[LinkEntry] = Field(default_factory=list)
     directories: list[DirectoryEntry] = Field(default_factory=list)
 

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 import zstandard
 
+from .archive_read import write_seal
 from .errors import EnvironmentFault, from_os_error
 
 COPY_CHUNK = 1 << 20
@@ -93,6 +94,21 @@ class _CompressorThread:
         self._thread.join(timeout=5)
 
 
+class _HashingSink:
+    """Between zstd and the file: hashes every compressed byte, for the archive's seal."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self._raw.write(data)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+
 class _HashingReader:
     """Feeds tarfile exactly the bytes it asks for and hashes them on the way."""
 
@@ -117,8 +133,9 @@ class ArchiveWriter:
         except OSError as err:
             raise from_os_error(err, "creating the archive") from err
         self._raw = os.fdopen(fd, "wb", buffering=COPY_CHUNK)
+        self._sealer = _HashingSink(self._raw)
         cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=threads)
-        self._zstd = _CompressorThread(cctx.stream_writer(self._raw, closefd=False))
+        self._zstd = _CompressorThread(cctx.stream_writer(self._sealer, closefd=False))
         self._tar = tarfile.open(  # noqa: SIM115 - closed by finish()
             fileobj=self._zstd,  # type: ignore[arg-type]
             mode="w",
@@ -192,6 +209,7 @@ class ArchiveWriter:
         try:
             self._tar.close()
             self._zstd.close()
+            self._raw.write(write_seal(self._sealer.digest.digest()))
             self._raw.flush()
             os.fsync(self._raw.fileno())
             size = os.fstat(self._raw.fileno()).st_size

@@ -283,7 +283,8 @@ def _scan(
     from .archive_read import iter_members  # local: keeps module import order acyclic
 
     try:
-        for member, tar, _stream in iter_members(archive):
+        stream = None
+        for member, tar, stream in iter_members(archive):  # noqa: B007 - used after the loop
             name = member.name
             bad = _name_defect(name)
             if bad:
@@ -307,6 +308,8 @@ def _scan(
         if manifest_bytes is None:
             raise IntegrityError("archive has no manifest.json")
         manifest = _parse_manifest(manifest_bytes)
+        if manifest.sealed and stream is not None and not stream.sealed:
+            defects.append("archive's seal is missing: the file was cut short or altered")
         checks = checker.finish() if checker is not None else {}
     except tarfile.TarError as err:  # raised while reading a member's data in the loop body
         raise IntegrityError(f"archive is damaged: tar says {err}") from err

@@ -25,7 +25,7 @@ import pytest
 import zstandard
 
 import backupkit
-from backupkit.archive_read import READ_CHUNK
+from backupkit.archive_read import READ_CHUNK, SEAL_SIZE
 from fixtures import build_state, hostile
 from tests.conftest import REPO, run_cli
 from tests.test_verify import Verdict, run_verify
@@ -135,16 +135,35 @@ def misjudged_flips(
     return wrong
 
 
-def test_no_single_byte_flip_that_changes_the_archive_content_verifies(
-    good: bytes, tmp_path: Path
-) -> None:
-    """About 200 seeded offsets over a real backup, whose bytes differ from run to run, so a
-    null flip (see `misjudged_flips`) may be drawn: it is the one flip allowed to verify."""
+def test_no_single_byte_flip_of_a_real_backup_verifies(good: bytes, tmp_path: Path) -> None:
+    """About 200 seeded offsets over a real backup. Backups are sealed, so even a null flip
+    (see `misjudged_flips`) must be rejected."""
     manifest_bytes = hostile.find(hostile.read_members(good), hostile.MANIFEST_NAME).data
     offsets = flip_offsets(good, len(hostile.compress(manifest_bytes)))
     assert len(offsets) >= FLIP_COUNT
-    wrong = misjudged_flips(good, offsets, tmp_path, allow_null_flips=True)
+    wrong = misjudged_flips(good, offsets, tmp_path)
     assert wrong == [], f"{len(wrong)} of {len(offsets)} flips misjudged: {wrong[:10]}"
+
+
+def test_flips_that_zstd_never_reads_are_caught_by_the_seal(good: bytes, tmp_path: Path) -> None:
+    """Every offset of a real backup's zstd frame is flipped and decoded. The null flips (the
+    decoded tar stream is unchanged, so no content check can see them) must still be rejected,
+    by the sha256 seal backup appends after the frame."""
+    frame = good[: len(good) - SEAL_SIZE]
+    original = hostile.decompress(frame)
+    null_flips = []
+    for offset in range(ZSTD_MAGIC_LEN, len(frame)):
+        try:
+            same = hostile.decompress(hostile.flip(frame, offset)) == original
+        except zstandard.ZstdError:
+            same = False
+        if same:
+            null_flips.append(offset)
+    for offset in null_flips:
+        code, message = library_outcome(write(tmp_path, hostile.flip(good, offset)))
+        assert (code, "seal" in message) == (1, True), (offset, code, message)
+    # Report how many the sweep found: zero would mean this archive had none to catch.
+    print(f"null flips in a {len(good)}-byte backup: {len(null_flips)}")
 
 
 def test_every_single_byte_flip_of_the_checked_in_archive_is_rejected(tmp_path: Path) -> None:
@@ -218,8 +237,21 @@ def test_a_flip_right_after_the_magic_is_corruption_not_bad_input(
 
 
 def test_a_flip_in_the_content_checksum_is_caught(good: bytes, tmp_path: Path) -> None:
-    defect = only_defect(rejected(tmp_path, hostile.flip(good, len(good) - 1)))
+    # The frame's last byte is zstd's content checksum; the backup's seal follows it.
+    defect = only_defect(rejected(tmp_path, hostile.flip(good, len(good) - SEAL_SIZE - 1)))
     assert "checksum" in defect
+
+
+def test_a_flip_in_the_seal_is_caught(good: bytes, tmp_path: Path) -> None:
+    defect = only_defect(rejected(tmp_path, hostile.flip(good, len(good) - 1)))
+    assert "seal" in defect
+
+
+def test_a_sealed_archive_with_its_seal_cut_off_is_rejected(good: bytes, tmp_path: Path) -> None:
+    # Without the seal the frame is whole and every member matches: only the manifest's
+    # `sealed` flag tells that something is missing.
+    defect = only_defect(rejected(tmp_path, good[: len(good) - SEAL_SIZE]))
+    assert "seal is missing" in defect
 
 
 def test_a_flip_inside_the_compressed_manifest_is_caught(good: bytes, tmp_path: Path) -> None:
