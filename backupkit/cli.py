@@ -72,6 +72,16 @@ def _json_out(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+# Options several commands share, defined once so their names and help cannot drift apart.
+archive_dir_option = click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Archive directory (default: $BACKUPKIT_DIR, else <state dir>-backups).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--state-dir",
@@ -134,7 +144,7 @@ def cli(ctx: click.Context, state_dir: Path | None, verbose: int, quiet: bool) -
     default=None,
     help="After a successful, verified backup, apply retention, e.g. daily=7,weekly=4.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @click.pass_obj
 def backup(
     opts: Options,
@@ -239,7 +249,7 @@ def _describe_plan(plan: dict[str, Any]) -> str:
 
 @cli.command()
 @click.argument("archive", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @click.option("--no-record", is_flag=True, help="Do not record the result in backup_runs.")
 @click.pass_obj
 def verify(opts: Options, archive: Path, as_json: bool, no_record: bool) -> None:
@@ -297,7 +307,7 @@ def verify(opts: Options, archive: Path, as_json: bool, no_record: bool) -> None
     is_flag=True,
     help="In place: remove live files the archive does not hold (default: keep them).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @click.pass_obj
 def restore(
     opts: Options,
@@ -366,12 +376,7 @@ def _policy(last: int, hourly: int, daily: int, weekly: int, monthly: int, yearl
 
 
 @cli.command(name="prune")
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Archive directory (default: as for backup).",
-)
+@archive_dir_option
 @click.option("--keep-last", type=click.IntRange(min=0), default=0, metavar="N")
 @click.option("--keep-hourly", type=click.IntRange(min=0), default=0, metavar="N")
 @click.option("--keep-daily", type=click.IntRange(min=0), default=0, metavar="N")
@@ -387,7 +392,7 @@ def _policy(last: int, hourly: int, daily: int, weekly: int, monthly: int, yearl
     "every reason but pre-migration and pre-restore, which are kept.",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be kept and removed, and why.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @click.pass_obj
 def prune_cmd(
     opts: Options,
@@ -423,13 +428,8 @@ def prune_cmd(
 
 
 @cli.command(name="list")
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Archive directory (default: as for backup).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@archive_dir_option
+@json_option
 @click.pass_obj
 def list_cmd(opts: Options, output: Path | None, as_json: bool) -> None:
     """Archives and runs, newest first, with the last verify result of each."""
@@ -468,13 +468,8 @@ def list_cmd(opts: Options, output: Path | None, as_json: bool) -> None:
     metavar="DURATION",
     help="Oldest acceptable last good backup (90m, 26h, 2d, 1w).",
 )
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Archive directory (default: as for backup).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@archive_dir_option
+@json_option
 @click.pass_obj
 def status_cmd(opts: Options, max_age: str, output: Path | None, as_json: bool) -> None:
     """Age and result of the last good backup; exit 1 when stale or failed."""

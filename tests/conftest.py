@@ -43,6 +43,25 @@ def run_cli(
     )
 
 
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a user's shell would give the CLI: none of our variables leak in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "BACKUPKIT_"))}
+    env["PYTHONPATH"] = os.fspath(REPO)
+    env.update(extra or {})
+    return env
+
+
+def start_cli(*args: str | os.PathLike[str]) -> subprocess.Popen[str]:
+    """Start `python -m backupkit ARGS` in the background (to interrupt, kill or race it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "backupkit", *map(os.fspath, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+
+
 def json_out(proc: subprocess.CompletedProcess[str]) -> dict:
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one JSON line on stdout, got: {proc.stdout!r}"

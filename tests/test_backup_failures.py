@@ -23,6 +23,7 @@ from tests.conftest import (
     manifest_of,
     only_archives,
     run_cli,
+    start_cli,
     tree_snapshot,
 )
 
@@ -200,25 +201,14 @@ def test_disk_full_on_a_small_output_filesystem_exits_4_leaving_nothing(tmp_path
 def test_interrupt_mid_run_removes_staging_and_leaves_no_archive(tmp_path: Path) -> None:
     tree = build_state(tmp_path / "openclaw", agents=4, bytes_per_agent=24 << 20)
     out = tmp_path / "backups"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "BACKUPKIT_"))}
-    env["PYTHONPATH"] = os.fspath(REPO)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "backupkit",
-            "--state-dir",
-            os.fspath(tree.root),
-            "backup",
-            "--output",
-            os.fspath(out),
-            "--compression",
-            "small",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    proc = start_cli(
+        "--state-dir",
+        os.fspath(tree.root),
+        "backup",
+        "--output",
+        os.fspath(out),
+        "--compression",
+        "small",
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(

@@ -6,12 +6,11 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from fixtures import build_state
-from tests.conftest import REPO, only_archives, run_cli
+from tests.conftest import only_archives, run_cli, start_cli
 
 
 def _wait_for_staging(out: Path, proc: subprocess.Popen[str]) -> Path:
@@ -28,24 +27,14 @@ def _wait_for_staging(out: Path, proc: subprocess.Popen[str]) -> Path:
 def test_killed_run_leftovers_are_removed_by_the_next_run(tmp_path: Path) -> None:
     tree = build_state(tmp_path / "openclaw", bytes_per_agent=16 << 20)
     out = tmp_path / "backups"
-    env = {**os.environ, "PYTHONPATH": os.fspath(REPO)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "backupkit",
-            "--state-dir",
-            os.fspath(tree.root),
-            "backup",
-            "--output",
-            os.fspath(out),
-            "--compression",
-            "small",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_cli(
+        "--state-dir",
+        os.fspath(tree.root),
+        "backup",
+        "--output",
+        os.fspath(out),
+        "--compression",
+        "small",
     )
     staging = _wait_for_staging(out, proc)
     assert stat.S_IMODE(staging.stat().st_mode) == 0o700
@@ -65,24 +54,14 @@ def test_staging_of_a_live_run_is_left_alone_by_a_concurrent_run(tmp_path: Path)
     big = build_state(tmp_path / "big", bytes_per_agent=16 << 20)
     small = build_state(tmp_path / "small", agents=1)
     out = tmp_path / "backups"
-    env = {**os.environ, "PYTHONPATH": os.fspath(REPO)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "backupkit",
-            "--state-dir",
-            os.fspath(big.root),
-            "backup",
-            "--output",
-            os.fspath(out),
-            "--compression",
-            "small",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_cli(
+        "--state-dir",
+        os.fspath(big.root),
+        "backup",
+        "--output",
+        os.fspath(out),
+        "--compression",
+        "small",
     )
     _wait_for_staging(out, proc)
     quick = run_cli("--state-dir", small.root, "backup", "--output", out)
