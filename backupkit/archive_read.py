@@ -180,10 +180,3 @@ def iter_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile,
             raise IntegrityError(
                 "archive bytes differ from the seal written at backup time (sha256 mismatch)"
             )
-
-
-def archive_size(path: Path) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0

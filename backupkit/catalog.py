@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from .errors import BackupError
-from .ledger import Run, read_runs
+from .ledger import Run
 
 NAME = re.compile(r"^openclaw-backup-(\d{8}T\d{6}Z)-([0-9a-f]{8})\.tar\.zst$")
 
@@ -90,12 +90,8 @@ def _manifest_reason(path: Path, backup_id: str) -> str | None:
     return manifest.reason if manifest.backup_id == backup_id else None
 
 
-def catalogue(
-    output_dir: Path, global_db: Path | None, *, read_unknown: bool = True
-) -> list[Entry]:
-    runs: list[Run] = []
-    if global_db is not None:
-        runs = read_runs(global_db)
+def catalogue(output_dir: Path, runs: list[Run], *, read_unknown: bool = True) -> list[Entry]:
+    """Merge the archives in `output_dir` with the ledger rows `runs` (`ledger.read_runs`)."""
     backups: dict[str, Run] = {}
     verifies: dict[str, Verification] = {}
     for run in runs:
@@ -164,8 +160,3 @@ def _reason_of(run: Run | None) -> str | None:
         return None
     reason = body.get("reason") if isinstance(body, dict) else None
     return str(reason) if reason is not None else None
-
-
-def last_backup_runs(global_db: Path) -> list[Run]:
-    """Backup rows only (no verify rows), newest first."""
-    return [r for r in read_runs(global_db) if not r.id.startswith("verify:")]

@@ -28,6 +28,7 @@ from .errors import (
     Interrupted,
     from_os_error,
 )
+from .ledger import read_runs
 from .locations import layout_for, resolve_output_dir, resolve_state_dir
 from .progress import ProgressCallback, ProgressEvent
 from .prune import prune
@@ -436,7 +437,7 @@ def list_cmd(opts: Options, output: Path | None, as_json: bool) -> None:
     state = resolve_state_dir(opts.state_dir)
     out = resolve_output_dir(output, state)
     global_db = layout_for(state).global_db
-    entries = catalogue(out, global_db if global_db.is_file() else None)
+    entries = catalogue(out, read_runs(global_db))
     if as_json:
         _json_out({"output": str(out), "archives": [e.to_dict() for e in entries]})
         return

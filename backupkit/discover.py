@@ -71,10 +71,6 @@ class Inventory:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def global_db_present(self) -> bool:
-        return any(db.role == "global" for db in self.databases)
-
-    @property
     def total_bytes(self) -> int:
         return sum(d.size_bytes for d in self.databases) + sum(f.size_bytes for f in self.files)
 

@@ -30,10 +30,6 @@ class StateLayout:
         return self.state_dir / GLOBAL_DB_REL
 
     @property
-    def agents_dir(self) -> Path:
-        return self.state_dir / "agents"
-
-    @property
     def lock_path(self) -> Path:
         return self.state_dir / LOCK_NAME
 

@@ -102,14 +102,6 @@ class Manifest(_Model):
     def to_json_bytes(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
 
-    def member_names(self) -> list[str]:
-        """Every archive member the manifest accounts for (the manifest itself excluded)."""
-        names = [d.archive_path for d in self.databases]
-        names += [f.archive_path for f in self.files]
-        names += [link.archive_path for link in self.links]
-        names += [d.archive_path for d in self.directories]
-        return names
-
 
 def manifest_json_schema() -> dict[str, object]:
     schema = Manifest.model_json_schema()

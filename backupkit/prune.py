@@ -18,6 +18,7 @@ from typing import Any
 
 from .catalog import Entry, catalogue
 from .fsutil import fsync_dir
+from .ledger import read_runs
 from .locations import layout_for, resolve_output_dir, resolve_state_dir
 from .retention import Policy, select
 from .sqlite_files import connect_live
@@ -73,7 +74,7 @@ def prune(
     state = resolve_state_dir(state_dir)
     out = resolve_output_dir(output, state)
     global_db = layout_for(state).global_db
-    entries = [e for e in catalogue(out, global_db if global_db.is_file() else None) if e.on_disk]
+    entries = [e for e in catalogue(out, read_runs(global_db)) if e.on_disk]
     report = PruneReport(out, policy.describe(), dry_run)
     newest_verified = next((e for e in entries if e.verified_ok), None)
 

@@ -154,7 +154,7 @@ def _dest_target(member: _Member, target: Path) -> Path:
     return target / name  # external/<absolute path>
 
 
-def _dest_in_place(member: _Member, manifest: Manifest, state: Path) -> Path:
+def _dest_in_place(member: _Member, state: Path) -> Path:
     name = member.archive_path
     if name.startswith("state/"):
         return state / name[len("state/") :]
@@ -425,7 +425,7 @@ def _plan_in_place(
     items: list[PlannedItem] = []
     wanted: set[str] = set()
     for m in members:
-        dest = _dest_in_place(m, manifest, state)
+        dest = _dest_in_place(m, state)
         wanted.add(os.path.normpath(dest))
         if m.archive_path.startswith("state/"):
             _check_contained(dest, state)
@@ -484,7 +484,7 @@ def _swap_in(
     created_dirs: list[str] = []
     dir_modes: list[tuple[str, int]] = []
     for m in members:
-        dest = _dest_in_place(m, manifest, state)
+        dest = _dest_in_place(m, state)
         if m.kind == "dir":
             dir_modes.append((os.fspath(dest), m.mode))
             continue
@@ -544,7 +544,7 @@ def _swap_in(
             report,
             manifest,
             [by_name[n] for n in placements if by_name[n].kind == "database"],
-            lambda m: _dest_in_place(m, manifest, state),
+            lambda m: _dest_in_place(m, state),
             state,
             write_path=lambda m: staged_of[m.archive_path],
         )

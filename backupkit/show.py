@@ -8,7 +8,7 @@ from pathlib import Path
 from .archive_read import iter_members
 from .errors import IntegrityError
 from .manifest import MANIFEST_NAME, Manifest
-from .verify import MAX_MANIFEST_BYTES, _parse_manifest
+from .verify import MAX_MANIFEST_BYTES, parse_manifest
 
 
 def read_manifest(archive: str | os.PathLike[str]) -> Manifest:
@@ -22,7 +22,7 @@ def read_manifest(archive: str | os.PathLike[str]) -> Manifest:
                 raise IntegrityError("manifest.json is implausibly large")
             fh = tar.extractfile(member)
             assert fh is not None
-            return _parse_manifest(fh.read())
+            return parse_manifest(fh.read())
     raise IntegrityError(f"archive {archive} has no manifest.json")
 
 

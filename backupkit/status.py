@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
-from .catalog import Entry, catalogue, last_backup_runs
+from .catalog import Entry, catalogue
 from .errors import InputError
+from .ledger import read_runs
 from .locations import layout_for, resolve_output_dir, resolve_state_dir
 
 DEFAULT_MAX_AGE = "26h"
@@ -37,7 +37,6 @@ class StatusReport:
     last_good: Entry | None
     last_run_status: str | None
     age_s: float | None
-    details: dict[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
         if self.last_good is None:
@@ -81,14 +80,16 @@ def backup_status(
     out = resolve_output_dir(output, state)
     global_db = layout_for(state).global_db
     has_ledger = global_db.is_file()
-    entries = catalogue(out, global_db if has_ledger else None, read_unknown=False)
+    # One read of the ledger serves both the catalogue and the last run's result.
+    runs = read_runs(global_db)
+    entries = catalogue(out, runs, read_unknown=False)
     problems: list[str] = []
     if not has_ledger:
         problems.append(f"no ledger: {global_db} not found")
-    runs = last_backup_runs(global_db) if has_ledger else []
-    last_run = runs[0].status if runs else None
+    backup_runs = [r for r in runs if not r.id.startswith("verify:")]
+    last_run = backup_runs[0].status if backup_runs else None
     if last_run == "failed":
-        problems.append(f"the last backup run ({runs[0].id}) failed")
+        problems.append(f"the last backup run ({backup_runs[0].id}) failed")
     good = [e for e in entries if e.on_disk and e.status == "ok"]
     last_good = good[0] if good else None
     age = None
@@ -107,5 +108,4 @@ def backup_status(
         last_good=last_good,
         last_run_status=last_run,
         age_s=age,
-        details={"now": datetime.now(UTC).isoformat(), "output": os.fspath(out)},
     )

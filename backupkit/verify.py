@@ -229,7 +229,7 @@ def _read_member(
     return seen, b"".join(keep) if keep is not None else None
 
 
-def _parse_manifest(data: bytes) -> Manifest:
+def parse_manifest(data: bytes) -> Manifest:
     try:
         raw = orjson.loads(data)
     except orjson.JSONDecodeError as err:
@@ -307,7 +307,7 @@ def _scan(
                 defects.append(f"member {name!r} is a {kind}, which an archive must never hold")
         if manifest_bytes is None:
             raise IntegrityError("archive has no manifest.json")
-        manifest = _parse_manifest(manifest_bytes)
+        manifest = parse_manifest(manifest_bytes)
         if manifest.sealed and stream is not None and not stream.sealed:
             defects.append("archive's seal is missing: the file was cut short or altered")
         checks = checker.finish() if checker is not None else {}
