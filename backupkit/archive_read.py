@@ -13,6 +13,7 @@ import os
 import struct
 import tarfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import zstandard
@@ -32,8 +33,9 @@ SEAL_SIZE = 4 + 4 + len(SEAL_TAG) + 32
 class ZstdFrameReader:
     """A read-only file object over the decompressed bytes of exactly one zstd frame."""
 
-    def __init__(self, fh, *, limit: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, fh, *, limit: int | None = None, hashed: bool = True) -> None:  # type: ignore[no-untyped-def]
         self._fh = fh
+        self._hashed = hashed
         self._left = limit  # compressed bytes that belong to the frame (the seal follows)
         self.sealed = limit is not None
         self.digest = hashlib.sha256()  # of the compressed bytes read
@@ -51,7 +53,8 @@ class ZstdFrameReader:
             chunk = self._fh.read(want) if want else b""
             if self._left is not None:
                 self._left -= len(chunk)
-            self.digest.update(chunk)
+            if self._hashed:
+                self.digest.update(chunk)
             self.compressed_read += len(chunk)
             if not chunk:
                 if not self._dobj.eof:
@@ -92,6 +95,15 @@ class ZstdFrameReader:
             if len(self._tail) > 2 * TAIL_KEEP:
                 del self._tail[:-TAIL_KEEP]
         return out
+
+    def drain(self) -> None:
+        """Decode to the frame's end without handing the bytes out (a read-back proof)."""
+        while True:
+            self._pos = len(self._buf)
+            self._fill()
+            if self._eof:
+                return
+            self.position += len(self._buf)
 
     def check_end(self, tar_end: int) -> None:
         """Everything after the tar's last member must be zeros (its end marker and padding):
@@ -156,6 +168,35 @@ def read_seal(fh) -> tuple[int | None, bytes | None]:  # type: ignore[no-untyped
     if tail[4:8] != struct.pack("<I", len(SEAL_TAG) + 32) or tail[8:16] != SEAL_TAG:
         raise IntegrityError("archive has trailing data after its zstd frame (a damaged seal?)")
     return size - SEAL_SIZE, tail[16:]
+
+
+def read_back(path: Path) -> tuple[int, bytes, bytes | None]:
+    """Decode the archive's whole frame without parsing what is inside: zstd checks its content
+    checksum at the frame's end. Returns (decoded bytes, sha256 of the compressed bytes before
+    the seal, the sealed sha256 or None)."""
+    fh = open_archive_file(path)
+    with fh:
+        frame_size, sealed = read_seal(fh)
+        # Hash the compressed bytes on another core while this one decodes them.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal") as pool:
+            digest = pool.submit(_sha256_prefix, path, frame_size)
+            stream = ZstdFrameReader(fh, limit=frame_size, hashed=False)
+            stream.drain()
+            return stream.position, digest.result(), sealed
+
+
+def _sha256_prefix(path: Path, size: int | None) -> bytes:
+    digest = hashlib.sha256()
+    left = size
+    with open(path, "rb", buffering=0) as fh:
+        while left is None or left > 0:
+            chunk = fh.read(READ_CHUNK if left is None else min(READ_CHUNK, left))
+            if not chunk:
+                break
+            digest.update(chunk)
+            if left is not None:
+                left -= len(chunk)
+    return digest.digest()
 
 
 def iter_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile, ZstdFrameReader]]:

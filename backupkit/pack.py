@@ -36,6 +36,16 @@ class Written:
     sha256: str
 
 
+@dataclass(frozen=True)
+class Finished:
+    """What `finish` wrote, for a read-back proof: the archive's size, how many tar bytes went
+    into zstd, and the sha256 of the compressed bytes (the seal)."""
+
+    size_bytes: int
+    stream_bytes: int
+    seal: bytes
+
+
 class _CompressorThread:
     """The file object tarfile writes to. It counts bytes (tarfile asks `tell()`) and hands them
     to one thread that runs single-threaded zstd.
@@ -204,12 +214,14 @@ class ArchiveWriter:
         except OSError as err:
             raise from_os_error(err, "writing the archive") from err
 
-    def finish(self) -> int:
-        """End the tar stream and the zstd frame, fsync; return the archive's size."""
+    def finish(self) -> Finished:
+        """End the tar stream and the zstd frame, seal and fsync the file."""
         try:
             self._tar.close()
+            stream_bytes = self._zstd.tell()
             self._zstd.close()
-            self._raw.write(write_seal(self._sealer.digest.digest()))
+            seal = self._sealer.digest.digest()
+            self._raw.write(write_seal(seal))
             self._raw.flush()
             os.fsync(self._raw.fileno())
             size = os.fstat(self._raw.fileno()).st_size
@@ -217,7 +229,7 @@ class ArchiveWriter:
         except OSError as err:
             raise from_os_error(err, "writing the archive") from err
         self._closed = True
-        return size
+        return Finished(size_bytes=size, stream_bytes=stream_bytes, seal=seal)
 
     def abort(self) -> None:
         if self._closed:

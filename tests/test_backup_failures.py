@@ -112,6 +112,10 @@ def test_a_corrupt_database_page_fails_the_run_with_exit_1(state: StateTree, out
         if d["source_path"] == os.fspath(bad)
     )
     assert entry["integrity"] != "ok"
+    conn = sqlite3.connect(f"file:{state.global_db}?mode=ro", uri=True)
+    statuses = [r[0] for r in conn.execute("SELECT status FROM backup_runs ORDER BY rowid")]
+    conn.close()
+    assert statuses[-2:] == ["failed", "verify-failed"]
 
 
 def test_missing_global_database_is_never_created_and_the_run_says_so(
