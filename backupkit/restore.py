@@ -30,7 +30,7 @@ from .lock import state_lock
 from .manifest import Manifest
 from .progress import ProgressCallback, emit
 from .sqlite_files import wal_in_use
-from .verify import check_database_file, database_defects, scan_archive
+from .verify import DatabaseCheck, Spool, check_database_file, database_defects, scan_archive
 
 SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 Action = Literal["create", "replace", "keep", "remove"]
@@ -237,9 +237,16 @@ def _verified_manifest(archive: Path, progress: ProgressCallback | None) -> Mani
     emit(progress, "verify", 0, 1, os.fspath(archive))
     # Databases are not opened here: every one is checked where it is placed, with the same
     # checks, after its bytes were matched against the manifest's sha256 on the way in.
+    return _proven_scan(archive, progress, None)[0]
+
+
+def _proven_scan(
+    archive: Path, progress: ProgressCallback | None, spool: Spool | None
+) -> tuple[Manifest, dict[str, DatabaseCheck]]:
+    """Scan the archive (keeping its members in `spool`, if given); refuse it on any defect."""
     try:
-        manifest, defects, _checks, _n = scan_archive(
-            archive, progress=progress, check_databases=False
+        manifest, defects, checks, _n = scan_archive(
+            archive, progress=progress, check_databases=spool is not None, spool=spool
         )
     except IntegrityError as err:
         defects = [str(err)]
@@ -248,7 +255,7 @@ def _verified_manifest(archive: Path, progress: ProgressCallback | None) -> Mani
         raise IntegrityError(
             f"archive {archive} failed verification, not restoring: {defects[0]}{more}"
         )
-    return manifest
+    return manifest, checks
 
 
 def _restore_to_target(
@@ -261,38 +268,22 @@ def _restore_to_target(
 ) -> RestoreReport:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise InputError(f"restore target {target} is not empty: give a missing or empty directory")
-    manifest = _verified_manifest(archive, progress)
-    members = _select(manifest, agents)
-    items = []
-    for m in members:
-        dest = _dest_target(m, target)
-        _check_contained(dest, target)
-        items.append(PlannedItem("create", os.fspath(dest), m.kind, m.size_bytes, m.archive_path))
-    report = RestoreReport("target", archive, target, dry_run, items)
-    if dry_run:
-        return report
+    if dry_run or agents:
+        # A plan, or a few agents out of many: prove the archive first, then extract only what
+        # was chosen (two reads, but nothing unchosen is ever written).
+        manifest = _verified_manifest(archive, progress)
+        members = _select(manifest, agents)
+        report = _target_report(archive, target, dry_run, members)
+        if dry_run:
+            return report
     created = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
         os.chmod(target, 0o700)
-        placements = {}
-        for m in members:
-            dest = _dest_target(m, target)
-            if m.kind in ("database", "file"):
-                placements[m.archive_path] = Placement(dest, "file", m.mode, m.size_bytes, m.sha256)
-            elif m.kind == "symlink":
-                placements[m.archive_path] = Placement(dest, "symlink", target=m.target)
-            else:
-                placements[m.archive_path] = Placement(dest, "dir", m.mode)
-        emit(progress, "extract", 0, len(placements))
-        extract(archive, placements)
-        _finish_databases(report, manifest, members, lambda m: _dest_target(m, target), target)
-        for m in sorted(
-            (m for m in members if m.kind == "dir"),
-            key=lambda m: m.archive_path.count("/"),
-            reverse=True,
-        ):
-            os.chmod(_dest_target(m, target), m.mode)
+        if agents:
+            _extract_selected(archive, target, manifest, members, report, progress)
+        else:
+            report = _restore_whole(archive, target, progress)
         os.chmod(target, 0o755)
         fsync_dir(target)
     except BaseException:
@@ -309,6 +300,110 @@ def _restore_to_target(
     return report
 
 
+def _target_report(
+    archive: Path, target: Path, dry_run: bool, members: list[_Member]
+) -> RestoreReport:
+    items = []
+    for m in members:
+        dest = _dest_target(m, target)
+        _check_contained(dest, target)
+        items.append(PlannedItem("create", os.fspath(dest), m.kind, m.size_bytes, m.archive_path))
+    return RestoreReport("target", archive, target, dry_run, items)
+
+
+def _restore_whole(archive: Path, target: Path, progress: ProgressCallback | None) -> RestoreReport:
+    """Read the archive once: every member is spooled into the target as it streams by, and
+    each database is checked in a worker thread as soon as its last byte is written, while the
+    stream goes on. Only when the whole archive has matched its manifest (names, sizes, sha256,
+    the frame's checksum and seal, every database's checks) are the files renamed into place."""
+    emit(progress, "extract", 0, 1, os.fspath(archive))
+    spool = Spool(target / f".backupkit-restore-{secrets.token_hex(4)}")
+    spool.root.mkdir(mode=0o700)
+    try:
+        manifest, checks = _proven_scan(archive, progress, spool)
+        spool.finish()
+        members = _select(manifest, None)
+        report = _target_report(archive, target, False, members)
+        links = []
+        for m in sorted(members, key=lambda m: m.archive_path.count("/")):
+            dest = _dest_target(m, target)
+            if m.kind in ("database", "file"):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if os.path.lexists(dest):
+                    raise IntegrityError(f"{m.archive_path}: restored twice")
+                os.rename(spool.paths[m.archive_path], dest)
+                os.chmod(dest, m.mode)
+            elif m.kind == "dir":
+                dest.mkdir(parents=True, exist_ok=True)
+            else:
+                links.append((m, dest))
+        spool.root.rmdir()  # empty now: anything left in it would be a member nobody placed
+        _finish_databases(
+            report,
+            manifest,
+            members,
+            lambda m: _dest_target(m, target),
+            target,
+            checks=checks,
+        )
+        _place_links_and_modes(members, links, target)
+    finally:
+        spool.close()
+        shutil.rmtree(spool.root, ignore_errors=True)
+    return report
+
+
+def _place_links_and_modes(
+    members: list[_Member], links: list[tuple[_Member, Path]], target: Path
+) -> None:
+    # Symlinks last, so nothing was written through one the archive planted; then directory
+    # modes, deepest first, so a read-only directory is not closed before its children exist.
+    for m, dest in links:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.symlink(m.target, dest)
+        except OSError as err:
+            raise from_os_error(err, "restoring a symlink") from err
+    for m in sorted(
+        (m for m in members if m.kind == "dir"),
+        key=lambda m: m.archive_path.count("/"),
+        reverse=True,
+    ):
+        os.chmod(_dest_target(m, target), m.mode)
+    # The renames and links are durable only once their directories are synced.
+    placed = [_dest_target(m, target) for m in members if m.kind != "dir"]
+    for d in {dest.parent for dest in placed} | {target}:
+        fsync_dir(d)
+
+
+def _extract_selected(
+    archive: Path,
+    target: Path,
+    manifest: Manifest,
+    members: list[_Member],
+    report: RestoreReport,
+    progress: ProgressCallback | None,
+) -> None:
+    placements = {}
+    for m in members:
+        dest = _dest_target(m, target)
+        if m.kind in ("database", "file"):
+            placements[m.archive_path] = Placement(dest, "file", m.mode, m.size_bytes, m.sha256)
+        elif m.kind == "symlink":
+            placements[m.archive_path] = Placement(dest, "symlink", target=m.target)
+        else:
+            placements[m.archive_path] = Placement(dest, "dir", m.mode)
+    emit(progress, "extract", 0, len(placements))
+    extract(archive, placements)
+    _finish_databases(report, manifest, members, lambda m: _dest_target(m, target), target)
+    for m in sorted(
+        (m for m in members if m.kind == "dir"),
+        key=lambda m: m.archive_path.count("/"),
+        reverse=True,
+    ):
+        os.chmod(_dest_target(m, target), m.mode)
+
+
 def _finish_databases(
     report: RestoreReport,
     manifest: Manifest,
@@ -316,9 +411,12 @@ def _finish_databases(
     dest_of,  # type: ignore[no-untyped-def]
     new_state: Path,
     write_path=None,  # type: ignore[no-untyped-def]
+    checks: dict[str, DatabaseCheck] | None = None,
 ) -> None:
     """Rewrite the registry in the restored global database, then prove every placed database
-    with the checks verify runs (in parallel: sqlite3 releases the GIL)."""
+    with the checks verify runs (in parallel: sqlite3 releases the GIL). `checks` made on the
+    same bytes while they streamed in are taken as they are, except for a database the registry
+    rewrite changed, which is checked again."""
     write_path = write_path or dest_of
     mapping = {
         os.path.normpath(m.source_path): os.fspath(dest_of(m))
@@ -337,11 +435,20 @@ def _finish_databases(
             changed = _rewrite_registry(where, mapping, manifest.state_dir, new_state)
             if changed:
                 report.notes.append(f"rewrote {changed} agent_databases paths to new locations")
+                if checks is not None:
+                    checks = {k: v for k, v in checks.items() if k != m.archive_path}
+    known = checks or {}
+    todo = [m for m in placed if m.archive_path not in known]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        checks = list(
-            pool.map(lambda m: check_database_file(write_path(m), m.archive_path), placed)
+        fresh = dict(
+            zip(
+                (m.archive_path for m in todo),
+                pool.map(lambda m: check_database_file(write_path(m), m.archive_path), todo),
+                strict=True,
+            )
         )
-    for m, check in zip(placed, checks, strict=True):
+    for m in placed:
+        check = known.get(m.archive_path) or fresh[m.archive_path]
         report.databases.append({"path": os.fspath(dest_of(m)), "integrity": check.integrity})
         defects = database_defects(entries[m.archive_path], check)
         if defects:

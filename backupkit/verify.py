@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import sqlite3
 import tarfile
 import tempfile
@@ -26,8 +27,8 @@ from typing import Any
 import orjson
 import pydantic
 
-from .errors import IntegrityError
-from .fsutil import remove_stale_staging, staging_dir
+from .errors import EnvironmentFault, IntegrityError, from_os_error
+from .fsutil import fsync_file, remove_stale_staging, staging_dir
 from .ledger import Run, record_run
 from .locations import layout_for, resolve_state_dir
 from .manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, DatabaseEntry, Manifest
@@ -144,22 +145,26 @@ def _check_database(path: Path, archive_path: str) -> DatabaseCheck:
 
 
 class _Checker:
-    """Database checks in a thread pool with a bounded number of temporary copies."""
+    """Database checks in a thread pool. Verify's copies are temporary and bounded in number
+    (`workers + 1` at a time); restore's spooled files are the restored files themselves, so
+    they are kept and the stream never waits for a check (`keep=True`)."""
 
-    def __init__(self, tmp: Path, workers: int) -> None:
+    def __init__(self, tmp: Path, workers: int, *, keep: bool = False) -> None:
         self._tmp = tmp
+        self._keep = keep
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify")
-        self._window = workers + 1
+        self._window = None if keep else workers + 1
         self._inflight: list[Future[DatabaseCheck]] = []
         self.results: dict[str, DatabaseCheck] = {}
         self._names: dict[Future[DatabaseCheck], str] = {}
         self._n = 0
 
     def submit(self, copy: Path, name: str) -> None:
-        fut = self._pool.submit(_check_database, copy, name)
+        check = check_database_file if self._keep else _check_database
+        fut = self._pool.submit(check, copy, name)
         self._names[fut] = name
         self._inflight.append(fut)
-        while len(self._inflight) >= self._window:
+        while self._window is not None and len(self._inflight) >= self._window:
             self._collect(self._inflight.pop(0))
 
     def new_path(self) -> Path:
@@ -189,10 +194,72 @@ class _Checker:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+class Spool:
+    """Restore's single pass: every regular member's bytes go to a file of their own under
+    `root` (a private directory on the restore target's file system) as they stream by, so the
+    archive is read once. Nothing is trusted until the whole archive has been checked against its
+    manifest; the caller then renames the files into place, or removes `root`.
+
+    Files are created 0600 with O_EXCL|O_NOFOLLOW, and each is fsynced by a background thread
+    while the stream goes on."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.paths: dict[str, Path] = {}
+        self._n = 0
+        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync")
+        self._syncs: list[Future[None]] = []
+
+    def create(self, member: tarfile.TarInfo):  # type: ignore[no-untyped-def]
+        # Refuse a member that cannot fit before writing any of it: a hostile header that
+        # declares terabytes must not fill the target's disk first.
+        free = shutil.disk_usage(self.root).free
+        if member.size > free:
+            raise EnvironmentFault(
+                f"{member.name} needs {member.size} bytes but {self.root.parent} has {free} free"
+            )
+        self._n += 1
+        path = self.root / f"member-{self._n:06d}"
+        try:
+            fd = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
+        except OSError as err:
+            raise from_os_error(err, "restoring a file") from err
+        self.paths[member.name] = path
+        return open(fd, "wb", buffering=0), path
+
+    def written(self, path: Path) -> None:
+        self._syncs.append(self._syncer.submit(fsync_file, path))
+
+    def finish(self) -> None:
+        """Wait until every spooled file is on disk."""
+        try:
+            for fut in self._syncs:
+                fut.result()
+        except OSError as err:
+            raise from_os_error(err, "restoring a file") from err
+        finally:
+            self._syncer.shutdown(wait=True)
+
+    def close(self) -> None:
+        self._syncer.shutdown(wait=True, cancel_futures=True)
+
+
+def _write_all(fh, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    view = memoryview(data)
+    while view:
+        view = view[fh.write(view) :]
+
+
 def _read_member(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, checker: _Checker | None
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    checker: _Checker | None,
+    spool: Spool | None = None,
 ) -> tuple[_Seen, bytes | None]:
-    """Hash a regular member; copy it aside for checking if it is a database; keep the manifest."""
+    """Hash a regular member; copy it aside for checking if it is a database (or, for restore,
+    spool every member); keep the manifest."""
     src = tar.extractfile(member)
     assert src is not None
     digest = hashlib.sha256()
@@ -203,11 +270,14 @@ def _read_member(
     keep: list[bytes] | None = [head] if member.name == MANIFEST_NAME else None
     copy_fh = None
     copy_path = None
-    if head == SQLITE_HEADER and checker is not None:
+    if spool is not None and keep is None:
+        copy_fh, copy_path = spool.create(member)
+    elif head == SQLITE_HEADER and checker is not None:
         copy_path = checker.new_path()
         copy_fh = open(copy_path, "wb")  # noqa: SIM115 - closed below
-        copy_fh.write(head)
     try:
+        if copy_fh is not None:
+            _write_all(copy_fh, head)
         while True:
             chunk = src.read(COPY_CHUNK)
             if not chunk:
@@ -215,15 +285,19 @@ def _read_member(
             digest.update(chunk)
             size += len(chunk)
             if copy_fh is not None:
-                copy_fh.write(chunk)
+                _write_all(copy_fh, chunk)
             if keep is not None:
                 if size > MAX_MANIFEST_BYTES:
                     raise IntegrityError("manifest.json is implausibly large")
                 keep.append(chunk)
+    except OSError as err:
+        raise from_os_error(err, "writing a copy of an archive member") from err
     finally:
         if copy_fh is not None:
             copy_fh.close()
-    if copy_path is not None and checker is not None:
+    if spool is not None and copy_path is not None:
+        spool.written(copy_path)
+    if copy_path is not None and checker is not None and head == SQLITE_HEADER:
         checker.submit(copy_path, member.name)
     seen = _Seen("file", size=size, sha256=digest.hexdigest(), mode=member.mode)
     return seen, b"".join(keep) if keep is not None else None
@@ -256,13 +330,17 @@ def scan_archive(
     workers: int | None = None,
     progress: ProgressCallback | None = None,
     check_databases: bool = True,
+    spool: Spool | None = None,
 ) -> tuple[Manifest, list[str], dict[str, DatabaseCheck], int]:
     """The streaming pass. Raises IntegrityError for defects that stop reading; returns the
     manifest, the defects found, the database checks and the number of members checked.
 
     `check_databases=False` skips opening the databases: only for a caller that has already run
-    the same checks on bytes with the same sha256 (a backup checking the archive it just wrote).
+    the same checks on bytes with the same sha256. With a `spool`, every regular member is kept
+    in it and databases are checked there, in place (restore reads the archive once).
     """
+    if spool is not None:
+        return _scan(archive, spool.root, workers, progress, spool)
     if not check_databases:
         return _scan(archive, None, workers, progress)
     # Database copies go to a private, locked directory in the system temp dir; one left by a
@@ -274,12 +352,20 @@ def scan_archive(
 
 
 def _scan(
-    archive: Path, tmp: Path | None, workers: int | None, progress: ProgressCallback | None
+    archive: Path,
+    tmp: Path | None,
+    workers: int | None,
+    progress: ProgressCallback | None,
+    spool: Spool | None = None,
 ) -> tuple[Manifest, list[str], dict[str, DatabaseCheck], int]:
     defects: list[str] = []
     seen: dict[str, _Seen] = {}
     manifest_bytes: bytes | None = None
-    checker = _Checker(tmp, workers or (os.cpu_count() or 1)) if tmp is not None else None
+    checker = (
+        _Checker(tmp, workers or (os.cpu_count() or 1), keep=spool is not None)
+        if tmp is not None
+        else None
+    )
     from .archive_read import iter_members  # local: keeps module import order acyclic
 
     try:
@@ -292,7 +378,7 @@ def _scan(
             if name in seen or (name == MANIFEST_NAME and manifest_bytes is not None):
                 defects.append(f"member {name!r} appears more than once")
             if member.isreg():
-                record, data = _read_member(tar, member, checker)
+                record, data = _read_member(tar, member, checker, spool)
                 if name == MANIFEST_NAME:
                     manifest_bytes = data
                     continue

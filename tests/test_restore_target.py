@@ -75,7 +75,7 @@ def test_non_empty_target_exits_2_and_is_left_untouched(
     assert tree_snapshot(target) == before
 
 
-def test_a_damaged_archive_is_refused_before_anything_is_written(
+def test_a_damaged_archive_is_refused_and_leaves_no_target_behind(
     state: StateTree, out_dir: Path, tmp_path: Path
 ) -> None:
     archive = backup_ok(state, out_dir)
@@ -137,4 +137,23 @@ def test_disk_full_during_restore_leaves_the_target_as_it_was_found(
     proc = run_cli("restore", archive, "--target", target, preexec_fn=limit)
     assert proc.returncode == 4, proc.stderr
     assert "disk full" in proc.stderr
+    assert not target.exists()
+
+
+def test_a_member_bigger_than_the_free_space_is_refused_before_it_is_written(
+    tmp_path: Path,
+) -> None:
+    import tarfile
+
+    from fixtures.hostile import compress
+
+    # A header that declares a terabyte: the spool must refuse it on sight, not fill the disk.
+    info = tarfile.TarInfo("state/openclaw.json")
+    info.size = 1 << 40
+    archive = tmp_path / "huge.tar.zst"
+    archive.write_bytes(compress(info.tobuf(tarfile.PAX_FORMAT) + b"{}" * 8192))
+    target = tmp_path / "restored"
+    proc = run_cli("restore", archive, "--target", target)
+    assert proc.returncode == 4, proc.stderr
+    assert "needs 1099511627776 bytes" in proc.stderr
     assert not target.exists()
