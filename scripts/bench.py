@@ -32,6 +32,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -909,6 +910,138 @@ def print_breakdown(rows: list[dict[str, Any]], tree: Tree) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------
+# The gateway's view: commit latency while a backup runs
+# ------------------------------------------------------------------------------------------
+
+WRITER_INTERVAL_S = 0.002  # one commit every 2 ms per database, like a busy gateway
+WRITER_BUSY_TIMEOUT_MS = 30_000  # what the gateway gives its own writes
+WRITER_STALL_LIMIT_MS = 100.0
+PROBE_TABLE = "bench_writer_probe"
+
+
+class _Writer:
+    """Commits one row at a time to a live database in WAL mode and records each commit's
+    latency (BEGIN IMMEDIATE to COMMIT), as the gateway's own writes would see it."""
+
+    def __init__(self, label: str, db: Path) -> None:
+        self.label = label
+        self.db = db
+        self.latencies_ms: list[float] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"writer-{label}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.db, isolation_level=None, timeout=WRITER_BUSY_TIMEOUT_MS / 1000)
+        try:
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {PROBE_TABLE} (at REAL, pad BLOB)")
+            pad = os.urandom(256)
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute(f"INSERT INTO {PROBE_TABLE} VALUES (?, ?)", (time.time(), pad))
+                    conn.execute("COMMIT")
+                except sqlite3.Error as err:
+                    self.failures.append(str(err))
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                self.latencies_ms.append((time.perf_counter() - t0) * 1000)
+                self._stop.wait(WRITER_INTERVAL_S)
+            conn.execute(f"DROP TABLE {PROBE_TABLE}")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+
+    def summary(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_ms)
+
+        def pct(q: float) -> float | None:
+            return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None
+
+        return {
+            "writer_on": self.label,
+            "database": os.fspath(self.db),
+            "commits": len(lat),
+            "failed": len(self.failures),
+            "first_failure": self.failures[0] if self.failures else None,
+            "p50_ms": pct(0.50),
+            "p99_ms": pct(0.99),
+            "max_ms": lat[-1] if lat else None,
+        }
+
+
+def bench_writer(tree: Tree) -> dict[str, Any]:
+    """Time commits to the global database and to one agent database during a default backup
+    (verify on), the way the gateway would see them."""
+    agent = next((Path(d["source_path"]) for d in tree.databases if d["role"] == "agent"), None)
+    targets = [("global database", tree.global_db), ("an agent database", agent)]
+    writers = [_Writer(label, db) for label, db in targets if db is not None]
+    out = SCRATCH_DIR / "writer-out"
+    remove(out)
+    for w in writers:
+        w.start()
+    time.sleep(0.5)  # commits before the backup starts, as a baseline
+    started = time.perf_counter()
+    proc = subprocess.run(
+        backupkit_cmd("--state-dir", str(tree.state_dir), "-q", "backup", "--output", str(out)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    backup_s = time.perf_counter() - started
+    time.sleep(0.5)
+    for w in writers:
+        w.stop()
+    remove(out)
+    rows = [w.summary() for w in writers]
+    worst = max((r["max_ms"] or 0.0) for r in rows) if rows else None
+    failed = sum(r["failed"] for r in rows)
+    stall = {
+        "target": f"writer: no failed commit, no stall > {WRITER_STALL_LIMIT_MS:.0f} ms",
+        "measured": worst,
+        "limit": WRITER_STALL_LIMIT_MS,
+        "unit": "ms",
+        "result": "MISS"
+        if failed or proc.returncode != 0
+        else verdict(worst, WRITER_STALL_LIMIT_MS),
+    }
+    return {
+        "tree": tree.spec.label,
+        "backup_exit": proc.returncode,
+        "backup_s": backup_s,
+        "writers": rows,
+        "target": stall,
+    }
+
+
+def print_writer(result: dict[str, Any]) -> None:
+    print()
+    print(
+        f"== gateway writers during a default backup of the {result['tree']} "
+        f"({result['backup_s']:.1f} s, exit {result['backup_exit']}):"
+    )
+    heads = ("commits", "failed", "p50 ms", "p99 ms", "max ms")
+    print(f"  {'writer on':<20} " + " ".join(f"{h:>8}" for h in heads))
+    for r in result["writers"]:
+        print(
+            f"  {r['writer_on']:<20} {r['commits']:>8} {r['failed']:>8} "
+            f"{fmt(r['p50_ms'], '8.2f')} {fmt(r['p99_ms'], '8.2f')} {fmt(r['max_ms'], '8.1f')}"
+        )
+        if r["first_failure"]:
+            print(f"    first failure: {r['first_failure']}")
+    print_targets([result["target"]])
+
+
+# ------------------------------------------------------------------------------------------
 # Reporting
 # ------------------------------------------------------------------------------------------
 
@@ -1127,6 +1260,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also measure each backup stage's CPU cost alone, on the first tree",
     )
+    parser.add_argument(
+        "--no-writer",
+        action="store_true",
+        help="skip timing a gateway writer's commits during a backup of the first tree",
+    )
     args = parser.parse_args(argv)
     sizes = args.sizes or ([QUICK_SIZE_GIB] if args.quick else [2.0])
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
@@ -1206,6 +1344,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "targets": result.targets,
                 }
             )
+        if results and not args.no_writer:
+            first = results[0].tree
+            keep = ledger_ids(first.global_db)
+            print(f"timing gateway writers during a backup of the {first.spec.label}", flush=True)
+            try:
+                report["writer"] = bench_writer(first)
+            finally:
+                forget_bench_runs(first.global_db, keep)
+            print_writer(report["writer"])
         if args.breakdown and results:
             print(f"measuring stage costs on the {results[0].tree.spec.label}", flush=True)
             rows = bench_breakdown(results[0].tree)
