@@ -179,23 +179,27 @@ def read_back(path: Path) -> tuple[int, bytes, bytes | None]:
         frame_size, sealed = read_seal(fh)
         # Hash the compressed bytes on another core while this one decodes them.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal") as pool:
-            digest = pool.submit(_sha256_prefix, path, frame_size)
+            digest = pool.submit(_sha256_prefix, fh.fileno(), frame_size)
             stream = ZstdFrameReader(fh, limit=frame_size, hashed=False)
             stream.drain()
             return stream.position, digest.result(), sealed
 
 
-def _sha256_prefix(path: Path, size: int | None) -> bytes:
+def _sha256_prefix(fd: int, size: int | None) -> bytes:
+    """sha256 of the first `size` bytes (all, if None) of an open file, read with pread so it
+    shares the descriptor, and so the file, that the decoder reads."""
     digest = hashlib.sha256()
-    left = size
-    with open(path, "rb", buffering=0) as fh:
-        while left is None or left > 0:
-            chunk = fh.read(READ_CHUNK if left is None else min(READ_CHUNK, left))
+    offset = 0
+    try:
+        while size is None or offset < size:
+            want = READ_CHUNK if size is None else min(READ_CHUNK, size - offset)
+            chunk = os.pread(fd, want, offset)
             if not chunk:
                 break
             digest.update(chunk)
-            if left is not None:
-                left -= len(chunk)
+            offset += len(chunk)
+    except OSError as err:
+        raise from_os_error(err, "reading the archive back") from err
     return digest.digest()
 
 

@@ -296,6 +296,8 @@ def _verify_own_archive(
         decoded, digest, sealed = read_back(result.archive)
     except BackupError as err:
         defects.append(str(err))
+    except OSError as err:
+        defects.append(str(from_os_error(err, "reading the archive back")))
     else:
         if written is None:
             defects.append("nothing is known about what was written")

@@ -1,8 +1,10 @@
 """Restore: rebuild a state dir from an archive, into a fresh directory or in place.
 
-Both modes verify the archive first and refuse it on any defect. `--target DIR` writes only under
-DIR (items that lived outside the state dir go to `DIR/external/<absolute path>`) and on failure
-leaves DIR as it was found. `--in-place` takes a verified safety snapshot of the live state, stages
+Both modes refuse an archive with any defect before anything takes its final place. `--target DIR`
+writes only under DIR (items that lived outside the state dir go to `DIR/external/<absolute
+path>`): a whole-archive restore streams every member into a private directory in DIR while it
+checks the archive, and renames them into place only once all of it is proven; on failure DIR is
+left as it was found. `--in-place` takes a verified safety snapshot of the live state, stages
 every new file beside its destination, and swaps them in under a journal (see journal.py).
 """
 
@@ -13,6 +15,7 @@ import os
 import secrets
 import shutil
 import sqlite3
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,24 +111,37 @@ class _Member:
     target: str = ""
 
 
+def _safe_mode(mode: int) -> int:
+    # Permission bits (and sticky) only: a setuid or setgid bit, or a number no mode can be, is
+    # never restored from an archive.
+    return mode & 0o1777
+
+
 def _select(manifest: Manifest, agents: list[str] | None) -> list[_Member]:
     members: list[_Member] = []
     for d in manifest.databases:
         members.append(
             _Member(
-                d.archive_path, d.source_path, "database", d.mode or 0o600, d.size_bytes, d.sha256
+                d.archive_path,
+                d.source_path,
+                "database",
+                _safe_mode(d.mode or 0o600),
+                d.size_bytes,
+                d.sha256,
             )
         )
     for f in manifest.files:
         members.append(
-            _Member(f.archive_path, f.source_path, "file", f.mode, f.size_bytes, f.sha256)
+            _Member(
+                f.archive_path, f.source_path, "file", _safe_mode(f.mode), f.size_bytes, f.sha256
+            )
         )
     for link in manifest.links:
         members.append(
             _Member(link.archive_path, link.source_path, "symlink", 0o777, target=link.target)
         )
     for d in manifest.directories:
-        members.append(_Member(d.archive_path, d.source_path, "dir", d.mode))
+        members.append(_Member(d.archive_path, d.source_path, "dir", _safe_mode(d.mode)))
     if not agents:
         return members
     known = {d.agent_id: d for d in manifest.databases if d.role == "agent" and d.agent_id}
@@ -276,7 +292,10 @@ def _restore_to_target(
         report = _target_report(archive, target, dry_run, members)
         if dry_run:
             return report
-    created = not target.exists()
+    # The first directory this restore creates (the target or a missing parent of it) and, for an
+    # existing empty target, its mode: a failed restore puts both back as they were found.
+    created = _first_missing(target)
+    old_mode = None if created else stat.S_IMODE(target.stat().st_mode)
     try:
         target.mkdir(parents=True, exist_ok=True)
         os.chmod(target, 0o700)
@@ -287,17 +306,41 @@ def _restore_to_target(
         os.chmod(target, 0o755)
         fsync_dir(target)
     except BaseException:
-        if created:
-            shutil.rmtree(target, ignore_errors=True)
+        if created is not None:
+            _remove_tree(created)
         else:
             for child in list(target.iterdir()):
                 if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
+                    _remove_tree(child)
                 else:
                     with contextlib.suppress(OSError):
                         child.unlink()
+            with contextlib.suppress(OSError):
+                os.chmod(target, old_mode or 0o755)
         raise
     return report
+
+
+def _first_missing(path: Path) -> Path | None:
+    missing = None
+    while not os.path.lexists(path):
+        missing = path
+        if path.parent == path:
+            break
+        path = path.parent
+    return missing
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove what a failed restore wrote, even under a directory the archive made unreadable
+    (its mode was already applied): reopen every directory for its owner first."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o700)
+    for root, dirs, _files in os.walk(path):
+        for d in dirs:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(root, d), 0o700, follow_symlinks=False)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _target_report(
@@ -324,19 +367,7 @@ def _restore_whole(archive: Path, target: Path, progress: ProgressCallback | Non
         spool.finish()
         members = _select(manifest, None)
         report = _target_report(archive, target, False, members)
-        links = []
-        for m in sorted(members, key=lambda m: m.archive_path.count("/")):
-            dest = _dest_target(m, target)
-            if m.kind in ("database", "file"):
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                if os.path.lexists(dest):
-                    raise IntegrityError(f"{m.archive_path}: restored twice")
-                os.rename(spool.paths[m.archive_path], dest)
-                os.chmod(dest, m.mode)
-            elif m.kind == "dir":
-                dest.mkdir(parents=True, exist_ok=True)
-            else:
-                links.append((m, dest))
+        links = _place_spooled(members, spool, target)
         spool.root.rmdir()  # empty now: anything left in it would be a member nobody placed
         _finish_databases(
             report,
@@ -350,7 +381,35 @@ def _restore_whole(archive: Path, target: Path, progress: ProgressCallback | Non
     finally:
         spool.close()
         shutil.rmtree(spool.root, ignore_errors=True)
+    emit(progress, "extract", 1, 1, os.fspath(archive))
     return report
+
+
+def _place_spooled(
+    members: list[_Member], spool: Spool, target: Path
+) -> list[tuple[_Member, Path]]:
+    """Rename each proven file from the spool to its place; create directories. Returns the
+    symlinks, which go in last. A path the archive itself makes impossible (a file listed under
+    another file, the same place twice) is the archive's defect, not the machine's."""
+    links = []
+    for m in sorted(members, key=lambda m: m.archive_path.count("/")):
+        dest = _dest_target(m, target)
+        try:
+            if m.kind in ("database", "file"):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if os.path.lexists(dest):
+                    raise IntegrityError(f"{m.archive_path}: restored twice")
+                os.rename(spool.paths[m.archive_path], dest)
+                os.chmod(dest, m.mode)
+            elif m.kind == "dir":
+                dest.mkdir(parents=True, exist_ok=True)
+            else:
+                links.append((m, dest))
+        except (FileExistsError, NotADirectoryError, IsADirectoryError) as err:
+            raise IntegrityError(f"{m.archive_path}: cannot be placed: {err.strerror}") from err
+        except OSError as err:
+            raise from_os_error(err, "restoring a file") from err
+    return links
 
 
 def _place_links_and_modes(
@@ -359,21 +418,27 @@ def _place_links_and_modes(
     # Symlinks last, so nothing was written through one the archive planted; then directory
     # modes, deepest first, so a read-only directory is not closed before its children exist.
     for m, dest in links:
-        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(m.target, dest)
+        except (FileExistsError, NotADirectoryError) as err:
+            raise IntegrityError(f"{m.archive_path}: cannot be placed: {err.strerror}") from err
         except OSError as err:
             raise from_os_error(err, "restoring a symlink") from err
-    for m in sorted(
-        (m for m in members if m.kind == "dir"),
-        key=lambda m: m.archive_path.count("/"),
-        reverse=True,
-    ):
-        os.chmod(_dest_target(m, target), m.mode)
-    # The renames and links are durable only once their directories are synced.
-    placed = [_dest_target(m, target) for m in members if m.kind != "dir"]
-    for d in {dest.parent for dest in placed} | {target}:
-        fsync_dir(d)
+    # Every entry is durable only once its directory is synced: all of them, deepest first,
+    # before any directory mode is applied (a mode without owner read would refuse the sync).
+    try:
+        dirs = [Path(root) for root, _d, _f in os.walk(target)]
+        for d in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
+            fsync_dir(d)
+        for m in sorted(
+            (m for m in members if m.kind == "dir"),
+            key=lambda m: m.archive_path.count("/"),
+            reverse=True,
+        ):
+            os.chmod(_dest_target(m, target), m.mode)
+    except OSError as err:
+        raise from_os_error(err, "restoring directories") from err
 
 
 def _extract_selected(

@@ -45,6 +45,8 @@ MAX_MANIFEST_BYTES = 256 << 20
 VERIFY_PREFIX = "backupkit-verify-"
 COPY_CHUNK = 1 << 20
 FORBIDDEN_SUFFIXES = ("-wal", "-shm", "-journal")
+# Free space a restore leaves untouched on the target's file system (or 1 % of it, if smaller).
+SPOOL_RESERVE_BYTES = 64 << 20
 
 
 @dataclass
@@ -206,17 +208,25 @@ class Spool:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.paths: dict[str, Path] = {}
+        self._claimed = 0  # bytes the spooled members' headers have declared so far
+        self._budget: int | None = None
         self._n = 0
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync")
         self._syncs: list[Future[None]] = []
 
     def create(self, member: tarfile.TarInfo):  # type: ignore[no-untyped-def]
-        # Refuse a member that cannot fit before writing any of it: a hostile header that
-        # declares terabytes must not fill the target's disk first.
-        free = shutil.disk_usage(self.root).free
-        if member.size > free:
+        # The manifest comes last, so nothing says yet how much the archive will write. Every
+        # member's declared size counts against what was free when the restore began, less a
+        # reserve, and a member that would exceed it is refused before any of it is written:
+        # a hostile archive cannot fill the target's file system, with one member or many.
+        if self._budget is None:
+            usage = shutil.disk_usage(self.root)
+            self._budget = usage.free - min(SPOOL_RESERVE_BYTES, usage.total // 100)
+        self._claimed += member.size
+        if self._claimed > self._budget:
             raise EnvironmentFault(
-                f"{member.name} needs {member.size} bytes but {self.root.parent} has {free} free"
+                f"{member.name} needs {member.size} bytes, more than {self.root.parent} has "
+                f"free for this restore ({max(self._budget, 0)} bytes, keeping a reserve)"
             )
         self._n += 1
         path = self.root / f"member-{self._n:06d}"
@@ -291,7 +301,7 @@ def _read_member(
                     raise IntegrityError("manifest.json is implausibly large")
                 keep.append(chunk)
     except OSError as err:
-        raise from_os_error(err, "writing a copy of an archive member") from err
+        raise from_os_error(err, "copying an archive member") from err
     finally:
         if copy_fh is not None:
             copy_fh.close()

@@ -62,6 +62,23 @@ def start_cli(*args: str | os.PathLike[str]) -> subprocess.Popen[str]:
     )
 
 
+def can_mount_tmpfs() -> bool:
+    """Whether tests may mount a small tmpfs (root, with mount(8)) for disk-full cases."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    probe = tempfile.mkdtemp()
+    ok = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", probe], capture_output=True
+        ).returncode
+        == 0
+    )
+    if ok:
+        subprocess.run(["umount", probe], check=True)
+    os.rmdir(probe)
+    return ok
+
+
 def json_out(proc: subprocess.CompletedProcess[str]) -> dict:
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one JSON line on stdout, got: {proc.stdout!r}"

@@ -19,6 +19,7 @@ from fixtures import StateTree, build_state
 from tests.conftest import (
     REPO,
     all_databases,
+    can_mount_tmpfs,
     live_rows,
     manifest_of,
     only_archives,
@@ -169,23 +170,7 @@ def _source_state(tree: StateTree) -> tuple[dict, dict]:
     return rows, files
 
 
-def _can_mount_tmpfs() -> bool:
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        return False
-    probe = tempfile.mkdtemp()
-    ok = (
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", probe], capture_output=True
-        ).returncode
-        == 0
-    )
-    if ok:
-        subprocess.run(["umount", probe], check=True)
-    os.rmdir(probe)
-    return ok
-
-
-@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs root and tmpfs mounts")
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="needs root and tmpfs mounts")
 def test_disk_full_on_a_small_output_filesystem_exits_4_leaving_nothing(tmp_path: Path) -> None:
     tree = _state_with_big_file(tmp_path / "openclaw")
     out = tmp_path / "small"

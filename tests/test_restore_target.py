@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
+import tarfile
+import tempfile
 from pathlib import Path
 
-from fixtures import StateTree
-from tests.conftest import backup_ok, fingerprint, json_out, run_cli, tree_snapshot
+import pytest
+
+from fixtures import StateTree, build_state
+from tests.conftest import (
+    REPO,
+    backup_ok,
+    can_mount_tmpfs,
+    fingerprint,
+    json_out,
+    run_cli,
+    tree_snapshot,
+)
 
 
 def test_round_trip_is_exact_for_every_database_file_mode_and_link(
@@ -156,4 +172,101 @@ def test_a_member_bigger_than_the_free_space_is_refused_before_it_is_written(
     proc = run_cli("restore", archive, "--target", target)
     assert proc.returncode == 4, proc.stderr
     assert "needs 1099511627776 bytes" in proc.stderr
+    assert not target.exists()
+
+
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="needs root and tmpfs mounts")
+def test_members_that_together_exceed_the_free_space_are_refused_before_the_disk_fills(
+    tmp_path: Path,
+) -> None:
+    from fixtures.hostile import compress
+
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", os.fspath(small)], check=True
+    )
+    try:
+        # Each member fits in what is free; together they do not. The manifest would come last.
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for n in range(3):
+                info = tarfile.TarInfo(f"state/blob-{n}")
+                info.size = 6 << 20
+                tar.addfile(info, io.BytesIO(bytes(info.size)))
+        archive = tmp_path / "many.tar.zst"
+        archive.write_bytes(compress(raw.getvalue()))
+        proc = run_cli("restore", archive, "--target", small / "t")
+        assert proc.returncode == 4, proc.stderr
+        assert "state/blob-2 needs 6291456 bytes, more than" in proc.stderr
+        assert not (small / "t").exists()
+        assert shutil.disk_usage(small).free > 15 << 20
+    finally:
+        subprocess.run(["umount", os.fspath(small)], check=True)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"),
+    reason="needs root to run the restore as an unprivileged user",
+)
+def test_a_directory_without_owner_permissions_comes_back_in_an_unprivileged_restore() -> None:
+    base = Path(tempfile.mkdtemp(prefix="backupkit-perm-"))
+    try:
+        os.chmod(base, 0o755)
+        tree = build_state(base / "openclaw", agents=2, with_socket=False)
+        closed = tree.root / "workspace-closed"
+        closed.mkdir()
+        (closed / "note.md").write_text("kept behind a mode-0 directory")
+        os.chmod(closed, 0)
+        archive = backup_ok(tree, base / "backups")
+        os.chmod(base / "backups", 0o755)
+        os.chmod(archive, 0o644)
+        home = base / "nobody"
+        home.mkdir()
+        os.chown(home, 65534, 65534)
+        target = home / "restored"
+        env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.fspath(REPO), "HOME": "/"}
+        proc = subprocess.run(
+            [
+                *("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable),
+                *("-m", "backupkit", "restore", os.fspath(archive), "--target", os.fspath(target)),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert stat.S_IMODE(os.lstat(target / "workspace-closed").st_mode) == 0
+        os.chmod(target / "workspace-closed", 0o700)
+        assert (target / "workspace-closed" / "note.md").read_text() == (
+            "kept behind a mode-0 directory"
+        )
+    finally:
+        for root, dirs, _files in os.walk(base):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o700)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_forged_file_listed_under_another_file_is_an_integrity_failure(
+    state: StateTree, out_dir: Path, tmp_path: Path
+) -> None:
+    from fixtures import hostile
+
+    members = hostile.read_members(backup_ok(state, out_dir).read_bytes())
+    manifest = hostile.manifest_of(members)
+    under = f"{hostile.first_file(manifest)['archive_path']}/x"
+    extra = hostile.regular(under, b"x")
+    manifest["files"].append(hostile.file_entry(under, b"x"))
+    forged = tmp_path / "forged.tar.zst"
+    forged.write_bytes(
+        hostile.pack(
+            hostile.with_manifest(hostile.insert_before_manifest(members, [extra]), manifest)
+        )
+    )
+    target = tmp_path / "restored"
+    proc = run_cli("restore", forged, "--target", target)
+    assert proc.returncode == 1, proc.stderr
+    assert f"{under}: cannot be placed" in proc.stderr
     assert not target.exists()
