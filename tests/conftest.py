@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -51,6 +52,13 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _default_sigint() -> None:
+    # A suite started in the background (`scripts/test &`, nohup, some CI runners) inherits
+    # SIGINT ignored, and Python then keeps ignoring it: give the child the default back, as a
+    # terminal would, so an interrupt test interrupts.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_cli(*args: str | os.PathLike[str]) -> subprocess.Popen[str]:
     """Start `python -m backupkit ARGS` in the background (to interrupt, kill or race it)."""
     return subprocess.Popen(
@@ -59,6 +67,7 @@ def start_cli(*args: str | os.PathLike[str]) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env=cli_env(),
+        preexec_fn=_default_sigint,
     )
 
 
