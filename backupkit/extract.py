@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .archive_read import iter_members
 from .errors import IntegrityError, from_os_error
+from .fsutil import write_all
 
 CHUNK = 1 << 20
 
@@ -52,7 +53,7 @@ def _write_file(src, place: Placement, name: str) -> None:  # type: ignore[no-un
             if written > place.size_bytes:
                 raise IntegrityError(f"{name}: more bytes than the manifest's {place.size_bytes}")
             digest.update(chunk)
-            _write_all(fd, chunk)
+            write_all(fd, chunk)
         if written != place.size_bytes or digest.hexdigest() != place.sha256:
             raise IntegrityError(f"{name}: content does not match the manifest (archive changed?)")
         os.fchmod(fd, place.mode)
@@ -61,13 +62,6 @@ def _write_file(src, place: Placement, name: str) -> None:  # type: ignore[no-un
         raise from_os_error(err, "restoring a file") from err
     finally:
         os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
 
 
 def extract(archive: Path, placements: dict[str, Placement]) -> list[Path]:

@@ -21,6 +21,14 @@ from .errors import from_os_error
 STAGING_PREFIX = ".backupkit-staging-"
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte: a write may be short (a file size limit, a signal); the next one then
+    writes the rest or raises the error."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def fsync_dir(path: Path) -> None:
     _fsync(path, os.O_RDONLY | os.O_DIRECTORY)
 

@@ -377,7 +377,8 @@ def _restore_whole(archive: Path, target: Path, progress: ProgressCallback | Non
             target,
             checks=checks,
         )
-        _place_links_and_modes(members, links, target)
+        _place_links(links)
+        _seal_directories(members, target)
     finally:
         spool.close()
         shutil.rmtree(spool.root, ignore_errors=True)
@@ -412,11 +413,8 @@ def _place_spooled(
     return links
 
 
-def _place_links_and_modes(
-    members: list[_Member], links: list[tuple[_Member, Path]], target: Path
-) -> None:
-    # Symlinks last, so nothing was written through one the archive planted; then directory
-    # modes, deepest first, so a read-only directory is not closed before its children exist.
+def _place_links(links: list[tuple[_Member, Path]]) -> None:
+    # Last of all entries, so nothing was ever written through a link the archive planted.
     for m, dest in links:
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -425,8 +423,12 @@ def _place_links_and_modes(
             raise IntegrityError(f"{m.archive_path}: cannot be placed: {err.strerror}") from err
         except OSError as err:
             raise from_os_error(err, "restoring a symlink") from err
-    # Every entry is durable only once its directory is synced: all of them, deepest first,
-    # before any directory mode is applied (a mode without owner read would refuse the sync).
+
+
+def _seal_directories(members: list[_Member], target: Path) -> None:
+    """Make every entry durable, then give directories their modes. Every directory is synced,
+    deepest first, before any mode is applied (a mode without owner read would refuse the
+    sync); modes go on deepest first, so no directory is closed before its children exist."""
     try:
         dirs = [Path(root) for root, _d, _f in os.walk(target)]
         for d in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
@@ -461,12 +463,7 @@ def _extract_selected(
     emit(progress, "extract", 0, len(placements))
     extract(archive, placements)
     _finish_databases(report, manifest, members, lambda m: _dest_target(m, target), target)
-    for m in sorted(
-        (m for m in members if m.kind == "dir"),
-        key=lambda m: m.archive_path.count("/"),
-        reverse=True,
-    ):
-        os.chmod(_dest_target(m, target), m.mode)
+    _seal_directories(members, target)
 
 
 def _finish_databases(

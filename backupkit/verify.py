@@ -28,7 +28,7 @@ import orjson
 import pydantic
 
 from .errors import EnvironmentFault, IntegrityError, from_os_error
-from .fsutil import fsync_file, remove_stale_staging, staging_dir
+from .fsutil import fsync_file, remove_stale_staging, staging_dir, write_all
 from .ledger import Run, record_run
 from .locations import layout_for, resolve_state_dir
 from .manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, DatabaseEntry, Manifest
@@ -214,7 +214,7 @@ class Spool:
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync")
         self._syncs: list[Future[None]] = []
 
-    def create(self, member: tarfile.TarInfo):  # type: ignore[no-untyped-def]
+    def create(self, member: tarfile.TarInfo) -> tuple[int, Path]:
         # The manifest comes last, so nothing says yet how much the archive will write. Every
         # member's declared size counts against what was free when the restore began, less a
         # reserve, and a member that would exceed it is refused before any of it is written:
@@ -237,7 +237,7 @@ class Spool:
         except OSError as err:
             raise from_os_error(err, "restoring a file") from err
         self.paths[member.name] = path
-        return open(fd, "wb", buffering=0), path
+        return fd, path
 
     def written(self, path: Path) -> None:
         self._syncs.append(self._syncer.submit(fsync_file, path))
@@ -256,12 +256,6 @@ class Spool:
         self._syncer.shutdown(wait=True, cancel_futures=True)
 
 
-def _write_all(fh, data: bytes) -> None:  # type: ignore[no-untyped-def]
-    view = memoryview(data)
-    while view:
-        view = view[fh.write(view) :]
-
-
 def _read_member(
     tar: tarfile.TarFile,
     member: tarfile.TarInfo,
@@ -278,24 +272,27 @@ def _read_member(
     digest.update(head)
     size += len(head)
     keep: list[bytes] | None = [head] if member.name == MANIFEST_NAME else None
-    copy_fh = None
+    copy_fd = None
     copy_path = None
     if spool is not None and keep is None:
-        copy_fh, copy_path = spool.create(member)
+        copy_fd, copy_path = spool.create(member)
     elif head == SQLITE_HEADER and checker is not None:
         copy_path = checker.new_path()
-        copy_fh = open(copy_path, "wb")  # noqa: SIM115 - closed below
+        try:
+            copy_fd = os.open(copy_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as err:
+            raise from_os_error(err, "copying an archive member") from err
     try:
-        if copy_fh is not None:
-            _write_all(copy_fh, head)
+        if copy_fd is not None:
+            write_all(copy_fd, head)
         while True:
             chunk = src.read(COPY_CHUNK)
             if not chunk:
                 break
             digest.update(chunk)
             size += len(chunk)
-            if copy_fh is not None:
-                _write_all(copy_fh, chunk)
+            if copy_fd is not None:
+                write_all(copy_fd, chunk)
             if keep is not None:
                 if size > MAX_MANIFEST_BYTES:
                     raise IntegrityError("manifest.json is implausibly large")
@@ -303,8 +300,8 @@ def _read_member(
     except OSError as err:
         raise from_os_error(err, "copying an archive member") from err
     finally:
-        if copy_fh is not None:
-            copy_fh.close()
+        if copy_fd is not None:
+            os.close(copy_fd)
     if spool is not None and copy_path is not None:
         spool.written(copy_path)
     if copy_path is not None and checker is not None and head == SQLITE_HEADER:
