@@ -71,6 +71,25 @@ def start_cli(*args: str | os.PathLike[str]) -> subprocess.Popen[str]:
     )
 
 
+NOBODY = 65534
+
+
+def can_run_as_nobody() -> bool:
+    return os.geteuid() == 0 and shutil.which("setpriv") is not None
+
+
+def run_cli_as_nobody(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+    """`python -m backupkit ARGS` as the unprivileged user `nobody` (the caller is root)."""
+    ids = (f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
+    return subprocess.run(
+        ["setpriv", *ids, sys.executable, "-m", "backupkit", *map(os.fspath, args)],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": os.fspath(REPO), "HOME": "/"},
+        timeout=120,
+    )
+
+
 def can_mount_tmpfs() -> bool:
     """Whether tests may mount a small tmpfs (root, with mount(8)) for disk-full cases."""
     if os.geteuid() != 0 or not shutil.which("mount"):

@@ -8,7 +8,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,13 +16,15 @@ import pytest
 
 from fixtures import StateTree, build_state
 from tests.conftest import (
-    REPO,
+    NOBODY,
     all_databases,
     can_mount_tmpfs,
+    can_run_as_nobody,
     live_rows,
     manifest_of,
     only_archives,
     run_cli,
+    run_cli_as_nobody,
     start_cli,
     tree_snapshot,
 )
@@ -219,8 +220,7 @@ def test_interrupt_mid_run_removes_staging_and_leaves_no_archive(tmp_path: Path)
 
 
 @pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("setpriv"),
-    reason="needs root to run the backup as an unprivileged user",
+    not can_run_as_nobody(), reason="needs root to run the backup as an unprivileged user"
 )
 def test_unreadable_state_exits_4_with_permission_denied(tmp_path: Path) -> None:
     base = Path(tempfile.mkdtemp(prefix="backupkit-perm-"))
@@ -229,28 +229,8 @@ def test_unreadable_state_exits_4_with_permission_denied(tmp_path: Path) -> None
         tree = build_state(base / "openclaw", with_socket=False)
         out = base / "backups"
         out.mkdir()
-        os.chown(out, 65534, 65534)
-        env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.fspath(REPO), "HOME": "/"}
-        proc = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                sys.executable,
-                "-m",
-                "backupkit",
-                "--state-dir",
-                os.fspath(tree.root),
-                "backup",
-                "--output",
-                os.fspath(out),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        os.chown(out, NOBODY, NOBODY)
+        proc = run_cli_as_nobody("--state-dir", tree.root, "backup", "--output", out)
         assert proc.returncode == 4, proc.stderr
         assert "permission denied" in _one_line_error(proc)
         assert only_archives(out) == []

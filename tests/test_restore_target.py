@@ -8,7 +8,6 @@ import shutil
 import sqlite3
 import stat
 import subprocess
-import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -17,12 +16,14 @@ import pytest
 
 from fixtures import StateTree, build_state
 from tests.conftest import (
-    REPO,
+    NOBODY,
     backup_ok,
     can_mount_tmpfs,
+    can_run_as_nobody,
     fingerprint,
     json_out,
     run_cli,
+    run_cli_as_nobody,
     tree_snapshot,
 )
 
@@ -206,8 +207,7 @@ def test_members_that_together_exceed_the_free_space_are_refused_before_the_disk
 
 
 @pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("setpriv"),
-    reason="needs root to run the restore as an unprivileged user",
+    not can_run_as_nobody(), reason="needs root to run the restore as an unprivileged user"
 )
 def test_a_directory_without_owner_permissions_comes_back_in_an_unprivileged_restore() -> None:
     base = Path(tempfile.mkdtemp(prefix="backupkit-perm-"))
@@ -223,19 +223,9 @@ def test_a_directory_without_owner_permissions_comes_back_in_an_unprivileged_res
         os.chmod(archive, 0o644)
         home = base / "nobody"
         home.mkdir()
-        os.chown(home, 65534, 65534)
+        os.chown(home, NOBODY, NOBODY)
         target = home / "restored"
-        env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.fspath(REPO), "HOME": "/"}
-        proc = subprocess.run(
-            [
-                *("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable),
-                *("-m", "backupkit", "restore", os.fspath(archive), "--target", os.fspath(target)),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        proc = run_cli_as_nobody("restore", archive, "--target", target)
         assert proc.returncode == 0, proc.stderr
         assert stat.S_IMODE(os.lstat(target / "workspace-closed").st_mode) == 0
         os.chmod(target / "workspace-closed", 0o700)
