@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -74,20 +75,29 @@ def start_cli(*args: str | os.PathLike[str]) -> subprocess.Popen[str]:
 NOBODY = 65534
 
 
-def can_run_as_nobody() -> bool:
-    return os.geteuid() == 0 and shutil.which("setpriv") is not None
-
-
-def run_cli_as_nobody(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
-    """`python -m backupkit ARGS` as the unprivileged user `nobody` (the caller is root)."""
+def _as_nobody(*argv: str) -> subprocess.CompletedProcess[str]:
     ids = (f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
     return subprocess.run(
-        ["setpriv", *ids, sys.executable, "-m", "backupkit", *map(os.fspath, args)],
+        ["setpriv", *ids, sys.executable, *argv],
         capture_output=True,
         text=True,
         env={"PATH": os.environ["PATH"], "PYTHONPATH": os.fspath(REPO), "HOME": "/"},
         timeout=120,
     )
+
+
+@functools.cache
+def can_run_as_nobody() -> bool:
+    """Root with setpriv, and a checkout and venv that `nobody` can read: a clone under a 0700
+    directory (`mktemp -d`) is not, and backupkit cannot even be imported there."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return False
+    return _as_nobody("-c", "import backupkit.cli").returncode == 0
+
+
+def run_cli_as_nobody(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+    """`python -m backupkit ARGS` as the unprivileged user `nobody` (the caller is root)."""
+    return _as_nobody("-m", "backupkit", *map(os.fspath, args))
 
 
 def can_mount_tmpfs() -> bool:

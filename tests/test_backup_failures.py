@@ -220,7 +220,7 @@ def test_interrupt_mid_run_removes_staging_and_leaves_no_archive(tmp_path: Path)
 
 
 @pytest.mark.skipif(
-    not can_run_as_nobody(), reason="needs root to run the backup as an unprivileged user"
+    not can_run_as_nobody(), reason="needs root, setpriv and a checkout nobody can read"
 )
 def test_unreadable_state_exits_4_with_permission_denied(tmp_path: Path) -> None:
     base = Path(tempfile.mkdtemp(prefix="backupkit-perm-"))

@@ -207,7 +207,7 @@ def test_members_that_together_exceed_the_free_space_are_refused_before_the_disk
 
 
 @pytest.mark.skipif(
-    not can_run_as_nobody(), reason="needs root to run the restore as an unprivileged user"
+    not can_run_as_nobody(), reason="needs root, setpriv and a checkout nobody can read"
 )
 def test_a_directory_without_owner_permissions_comes_back_in_an_unprivileged_restore() -> None:
     base = Path(tempfile.mkdtemp(prefix="backupkit-perm-"))
