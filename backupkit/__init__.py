@@ -1,10 +1,13 @@
 """backupkit: backup, verify and restore the SQLite state of an OpenClaw gateway.
 
-The library API (CONTRACT section 7). None of these functions print; pass `progress=` to follow
-them.
+The library API (README, "Python API"). None of these functions print; pass `progress=` to
+follow them.
 """
 
-from .backup import BackupPlan, BackupResult, create_backup, plan_backup
+from .archive.manifest import Manifest
+from .archive.reader import read_manifest
+from .backup.pipeline import BackupResult, create_backup
+from .backup.plan import BackupPlan, plan_backup
 from .errors import (
     BackupError,
     BusyError,
@@ -13,12 +16,13 @@ from .errors import (
     IntegrityError,
     Interrupted,
 )
-from .manifest import Manifest
+from .ops.prune import PruneReport, prune
+from .ops.snapshot import SafetySnapshot, safety_snapshot
+from .ops.status import StatusReport, backup_status
 from .progress import ProgressEvent
-from .restore import RestoreReport, restore_archive
-from .show import read_manifest
-from .snapshot import SafetySnapshot, safety_snapshot
-from .verify import VerifyReport, verify_archive
+from .restore.plan import RestoreReport
+from .restore.run import restore_archive
+from .verify.verdict import VerifyReport, verify_archive
 from .version import __version__
 
 __all__ = [
@@ -32,12 +36,16 @@ __all__ = [
     "Interrupted",
     "Manifest",
     "ProgressEvent",
+    "PruneReport",
     "RestoreReport",
     "SafetySnapshot",
+    "StatusReport",
     "VerifyReport",
     "__version__",
+    "backup_status",
     "create_backup",
     "plan_backup",
+    "prune",
     "read_manifest",
     "restore_archive",
     "safety_snapshot",

@@ -1,7 +1,11 @@
-"""File-system primitives: durable renames and private staging directories.
+"""File-system primitives: whole writes, atomic files, no-replace publishing, staging dirs.
+
+Every durable write in backupkit goes through here: `atomic_write` (temp file, write every byte,
+fsync, rename, fsync the directory) and `publish` (a finished file appears under its final name
+only if nothing stands there, and never replaces what does).
 
 A staging directory lives in the output directory (same file system, so the finished archive is
-published by one rename) and is held with `flock` on its own directory descriptor for as long as
+published by one link) and is held with `flock` on its own directory descriptor for as long as
 its run lives. A later run removes every staging directory whose lock it can take: the owner is
 gone, whatever killed it.
 """
@@ -9,6 +13,7 @@ gone, whatever killed it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import secrets
@@ -19,9 +24,11 @@ from pathlib import Path
 from .errors import from_os_error
 
 STAGING_PREFIX = ".backupkit-staging-"
+# File systems without hard links (vfat, some FUSE mounts) say so with one of these.
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK}
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes | memoryview) -> None:
     """Write every byte: a write may be short (a file size limit, a signal); the next one then
     writes the rest or raises the error."""
     view = memoryview(data)
@@ -45,12 +52,61 @@ def _fsync(path: Path, flags: int) -> None:
         os.close(fd)
 
 
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Replace `path` with `data` so that a crash leaves either the old file or the new one."""
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
 def publish(tmp: Path, final: Path) -> None:
-    """Rename a finished, synced file into place and make the rename durable."""
-    if final.exists():
-        raise FileExistsError(17, "refusing to replace an existing archive", os.fspath(final))
-    os.rename(tmp, final)
+    """Give a finished, synced file its final name, never replacing a file already there.
+
+    A hard link is created or fails with EEXIST in one step; checking for the name and then
+    renaming would let a file that appeared in between be overwritten."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise FileExistsError(
+            errno.EEXIST, "refusing to replace an existing file", os.fspath(final)
+        ) from None
+    except OSError as err:
+        if err.errno not in _NO_LINKS:
+            raise
+        # No hard links here: the narrow check-then-rename is the best this file system allows.
+        if os.path.lexists(final):
+            raise FileExistsError(
+                errno.EEXIST, "refusing to replace an existing file", os.fspath(final)
+            ) from None
+        os.rename(tmp, final)
+    else:
+        os.unlink(tmp)
     fsync_dir(final.parent)
+
+
+def is_within(path: Path | str, root: Path | str) -> bool:
+    """Is `path` `root` or below it, once both are resolved (symlinks followed)?"""
+    return lexically_within(os.path.realpath(path), os.path.realpath(root))
+
+
+def lexically_within(path: Path | str, root: Path | str) -> bool:
+    """Is `path` `root` or below it, judged on the normalised names alone (no symlink is
+    followed; for paths that may not exist yet)."""
+    p = os.path.normpath(os.fspath(path))
+    r = os.path.normpath(os.fspath(root))
+    return p == r or p.startswith(r.rstrip(os.sep) + os.sep)
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -126,3 +182,60 @@ def _same_inode(fd: int, path: Path) -> bool:
         return os.stat(path).st_ino == os.fstat(fd).st_ino
     except FileNotFoundError:
         return False
+
+
+def iter_dirs(root: Path) -> list[Path]:
+    """Every directory under `root` (itself included), found without following symlinks and
+    without recursion: a tree thousands of levels deep is walked like a shallow one."""
+    found = [root]
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    path = Path(entry.path)
+                    found.append(path)
+                    stack.append(path)
+    return found
+
+
+def remove_tree(root: Path) -> None:
+    """Remove `root` and everything below it, best effort and without recursion. Directories
+    are opened for their owner first: a mode the tree was given may refuse the removal."""
+    if not os.path.lexists(root):
+        return
+    if os.path.islink(root) or not os.path.isdir(root):
+        with contextlib.suppress(OSError):
+            os.unlink(root)
+        return
+    with contextlib.suppress(OSError):
+        os.chmod(root, 0o700)
+    try:
+        dirs = _iter_dirs_opening(root)
+    except OSError:
+        dirs = [root]
+    for directory in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
+        with contextlib.suppress(OSError), os.scandir(directory) as entries:
+            for entry in entries:
+                if not entry.is_dir(follow_symlinks=False):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
+
+
+def _iter_dirs_opening(root: Path) -> list[Path]:
+    found = [root]
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        with contextlib.suppress(OSError), os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    path = Path(entry.path)
+                    with contextlib.suppress(OSError):
+                        os.chmod(path, 0o700, follow_symlinks=False)
+                    found.append(path)
+                    stack.append(path)
+    return found

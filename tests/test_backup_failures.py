@@ -82,7 +82,7 @@ def test_agent_file_that_is_not_a_database_fails_the_run_but_keeps_everything_el
     proc = run_cli("--state-dir", state.root, "backup", "--output", out_dir)
     assert proc.returncode == 1
     line = _one_line_error(proc)
-    assert os.fspath(bad) in line and "not proven" in line
+    assert os.fspath(bad) in line and "fails its check" in line
     archive = Path(proc.stdout.strip())
     manifest = manifest_of(archive)
     entries = {d["source_path"]: d for d in manifest["databases"]}
@@ -117,7 +117,7 @@ def test_a_corrupt_database_page_fails_the_run_with_exit_1(state: StateTree, out
     conn = sqlite3.connect(f"file:{state.global_db}?mode=ro", uri=True)
     statuses = [r[0] for r in conn.execute("SELECT status FROM backup_runs ORDER BY rowid")]
     conn.close()
-    assert statuses[-2:] == ["failed", "verify-failed"]
+    assert statuses[-2:] == ["failed", "read-back-ok"]
 
 
 def test_missing_global_database_is_never_created_and_the_run_says_so(

@@ -63,7 +63,7 @@ def test_a_missing_backup_runs_table_is_created_with_exactly_the_contract_column
     ]
 
 
-def test_backup_records_its_own_verify_and_a_later_verify_adds_a_row(
+def test_backup_records_its_read_back_and_a_later_verify_adds_a_verify_row(
     state: StateTree, out_dir: Path
 ) -> None:
     archive = backup_ok(state, out_dir)
@@ -71,14 +71,15 @@ def test_backup_records_its_own_verify_and_a_later_verify_adds_a_row(
 
     def verifies() -> list[tuple]:
         return sorted(
-            (r for r in _rows(state.global_db) if r[3].startswith("verify")), key=lambda r: r[1]
+            (r for r in _rows(state.global_db) if r[3].startswith(("verify", "read-back"))),
+            key=lambda r: r[1],
         )
 
-    assert [r[3] for r in verifies()] == ["verify-ok"]
+    assert [r[3] for r in verifies()] == ["read-back-ok"]
     proc = run_cli("verify", archive)
     assert proc.returncode == 0, proc.stderr
     rows = verifies()
-    assert [r[3] for r in rows] == ["verify-ok", "verify-ok"]
+    assert [r[3] for r in rows] == ["read-back-ok", "verify-ok"]
     assert {orjson.loads(r[4])["backup_id"] for r in rows} == {backup_id}
     ids = [r[0] for r in _rows(state.global_db)]
     assert ids.index(backup_id) < ids.index(rows[0][0]), "the backup row comes first"

@@ -15,7 +15,7 @@ from tests.conftest import REPO, only_archives, run_cli
 HOLD = """
 import sys, time
 from pathlib import Path
-from backupkit.lock import state_lock
+from backupkit.state.lock import state_lock
 with state_lock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))

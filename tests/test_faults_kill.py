@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from backupkit.verify import VERIFY_PREFIX
+from backupkit.verify.scan import VERIFY_PREFIX
 from fixtures import build_state
 from tests.conftest import REPO, all_databases, live_rows, run_cli
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 
-from backupkit.manifest import Manifest, manifest_json_schema_text
+from backupkit.archive.manifest import Manifest, manifest_json_schema_text
 from fixtures import StateTree
 from tests.conftest import REPO, backup_ok, manifest_of
 

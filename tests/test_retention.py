@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from backupkit.errors import InputError
-from backupkit.retention import Policy, select
+from backupkit.ops.retention import Policy, select
 
 
 def _kept(times: list[datetime], **counts: int) -> list[datetime]:

@@ -14,7 +14,7 @@ import pytest
 from freezegun import freeze_time
 
 import backupkit
-from backupkit.status import backup_status
+from backupkit.ops.status import backup_status
 from fixtures import StateTree, build_state
 from tests.conftest import REPO, json_out, run_cli
 
@@ -125,7 +125,7 @@ def test_prune_never_touches_a_file_it_did_not_make(small: StateTree, out_dir: P
     assert proc.returncode == 0, proc.stderr
     assert impostor.exists() and other.exists()
     why = {i["archive"]: i["why"] for i in json_out(proc)["keep"]}
-    assert "not provably a backupkit archive" in why[str(impostor)][0]
+    assert "not provably this state dir's archive" in why[str(impostor)][0]
 
 
 def test_prune_refuses_an_empty_policy(small: StateTree, out_dir: Path) -> None:
@@ -165,7 +165,7 @@ def test_list_merges_disk_and_ledger_newest_first_with_flags(
     assert archives[1]["last_verify"]["ok"] is True
     assert archives[2]["on_disk"] is False
     human = run_cli("--state-dir", small.root, "list", "--output", out_dir).stdout
-    assert "MISSING" in human and "not in the ledger" in human and "verify ok" in human
+    assert "MISSING" in human and "not in the ledger" in human and "read-back ok" in human
 
 
 def test_status_is_green_when_fresh_and_red_when_old(small: StateTree, out_dir: Path) -> None:

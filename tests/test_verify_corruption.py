@@ -25,7 +25,8 @@ import pytest
 import zstandard
 
 import backupkit
-from backupkit.archive_read import READ_CHUNK, SEAL_SIZE
+from backupkit.archive.format import SEAL_SIZE
+from backupkit.archive.reader import READ_CHUNK
 from fixtures import build_state, hostile
 from tests.conftest import REPO, run_cli
 from tests.test_verify import Verdict, run_verify

@@ -1,0 +1,1 @@
+"""The archive: its names and framing, the manifest, the member policy, writer and reader."""

@@ -1,0 +1,263 @@
+"""Read an archive as one stream, checking the container as it goes.
+
+The zstd frame is decompressed incrementally so that three things are checked, not assumed:
+the frame's content checksum (zstd checks it at the frame's end), that the frame ends at all
+(a truncated file must not pass because the tar part happened to look complete), and that nothing
+follows it but the seal (see format.py). Extended headers are bounded before tarfile reads them
+into memory, so a small archive cannot claim gigabytes of header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tarfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+from ..errors import InputError, IntegrityError, from_os_error
+from .format import MANIFEST_NAME, SEAL_HEADER, SEAL_MAGIC, SEAL_SIZE, ZSTD_MAGIC, is_seal_prefix
+from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from .policy import member_defect
+
+READ_CHUNK = 1 << 20
+# tarfile reads ahead in records of 10 KiB: keep more than that to check what follows its end.
+TAIL_KEEP = 64 << 10
+# A pax or GNU long-name header holds a path and a few numbers; backupkit writes at most a few
+# KiB. tarfile reads a header whole into memory, so a bigger one is refused before it is read.
+MAX_HEADER_BYTES = 1 << 20
+_HEADER_TYPES = {
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+}
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses an extended header larger than MAX_HEADER_BYTES before tarfile
+    reads it (tarfile would allocate whatever size the header block claims)."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _HEADER_TYPES and self.size > MAX_HEADER_BYTES:
+            raise tarfile.HeaderError(
+                f"an extended header claims {self.size} bytes (at most {MAX_HEADER_BYTES})"
+            )
+        return super()._proc_member(tarfile_)  # type: ignore[misc,no-any-return]
+
+
+class ZstdFrameReader:
+    """A read-only file object over the decompressed bytes of exactly one zstd frame."""
+
+    def __init__(self, fh: BinaryIO, *, limit: int | None = None, hashed: bool = True) -> None:
+        self._fh = fh
+        self._hashed = hashed
+        self._left = limit  # compressed bytes that belong to the frame (the seal follows)
+        self.sealed = limit is not None
+        self.digest = hashlib.sha256()  # of the compressed bytes read
+        self._dobj = zstandard.ZstdDecompressor().decompressobj(read_across_frames=False)
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+        self.compressed_read = 0
+        self.position = 0  # decompressed bytes handed out so far
+        self._tail = bytearray()  # the last TAIL_KEEP of them
+
+    def _fill(self) -> None:
+        while self._pos >= len(self._buf) and not self._eof:
+            want = READ_CHUNK if self._left is None else min(READ_CHUNK, self._left)
+            chunk = self._fh.read(want) if want else b""
+            if self._left is not None:
+                self._left -= len(chunk)
+            if self._hashed:
+                self.digest.update(chunk)
+            self.compressed_read += len(chunk)
+            if not chunk:
+                if not self._dobj.eof:
+                    raise IntegrityError("archive is truncated: the zstd frame does not end")
+                self._eof = True
+                return
+            if self._dobj.eof:
+                raise IntegrityError("archive has trailing data after its zstd frame")
+            try:
+                self._buf = self._dobj.decompress(chunk)
+                self._pos = 0
+            except zstandard.ZstdError as err:
+                raise IntegrityError(f"archive is corrupt: zstd says {err}") from err
+            if self._dobj.eof and self._dobj.unused_data:
+                if is_seal_prefix(self._dobj.unused_data):
+                    raise IntegrityError("archive is truncated: the seal after its frame is cut")
+                raise IntegrityError("archive has trailing data after its zstd frame")
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            parts = []
+            while True:
+                part = self.read(READ_CHUNK)
+                if not part:
+                    return b"".join(parts)
+                parts.append(part)
+        self._fill()
+        out = self._buf[self._pos : self._pos + size]
+        self._pos += len(out)
+        self.position += len(out)
+        if len(out) >= TAIL_KEEP:
+            self._tail = bytearray(out[-TAIL_KEEP:])
+        else:
+            self._tail += out
+            if len(self._tail) > 2 * TAIL_KEEP:
+                del self._tail[:-TAIL_KEEP]
+        return out
+
+    def drain(self) -> None:
+        """Decode to the frame's end without handing the bytes out (a read-back proof)."""
+        while True:
+            self._pos = len(self._buf)
+            self._fill()
+            if self._eof:
+                return
+            self.position += len(self._buf)
+
+    def check_end(self, tar_end: int) -> None:
+        """Everything after the tar's last member must be zeros (its end marker and padding):
+        anything else is a corrupt header that made tar stop early, or data hidden after it."""
+        handed = self.position - tar_end
+        if handed > len(self._tail):
+            raise IntegrityError("archive is damaged: tar stopped long before the stream ended")
+        if handed > 0 and any(self._tail[len(self._tail) - handed :]):
+            raise IntegrityError(
+                f"archive is damaged: non-zero data after the tar end at offset {tar_end} "
+                "(a corrupt tar header, or data hidden after the end marker)"
+            )
+        while True:
+            chunk = self.read(READ_CHUNK)
+            if not chunk:
+                return
+            if any(chunk):
+                raise IntegrityError(
+                    f"archive is damaged: non-zero data after the tar end at offset {tar_end} "
+                    "(a corrupt tar header, or data hidden after the end marker)"
+                )
+            self._tail.clear()
+
+
+def open_archive_file(path: Path) -> BinaryIO:
+    """Open an archive for reading; exit 2 when it is missing or plainly not one of ours."""
+    try:
+        # O_NONBLOCK: opening a FIFO given as ARCHIVE must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise InputError(f"archive {path} does not exist") from None
+    except OSError as err:
+        raise from_os_error(err, "opening the archive") from err
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise InputError(f"{path} is {what}, not an archive")
+    os.set_blocking(fd, True)
+    fh = open(fd, "rb")  # noqa: SIM115 - the caller closes it
+    head = fh.read(4)
+    if head != ZSTD_MAGIC:
+        fh.close()
+        what = "an empty file" if not head else "not a zstd file"
+        raise InputError(f"{path} is not a backupkit archive ({what})")
+    fh.seek(0)
+    return fh
+
+
+def read_seal(fh: BinaryIO) -> tuple[int | None, bytes | None]:
+    """(length of the frame part, the sealed sha256), or (None, None) for an unsealed archive."""
+    size = os.fstat(fh.fileno()).st_size
+    if size < SEAL_SIZE + 4:
+        return None, None
+    fh.seek(size - SEAL_SIZE)
+    tail = fh.read(SEAL_SIZE)
+    fh.seek(0)
+    if tail[:4] != SEAL_MAGIC:
+        return None, None
+    if tail[: len(SEAL_HEADER)] != SEAL_HEADER:
+        raise IntegrityError("archive has trailing data after its zstd frame (a damaged seal?)")
+    return size - SEAL_SIZE, tail[len(SEAL_HEADER) :]
+
+
+def read_back(path: Path) -> tuple[int, bytes, bytes | None]:
+    """Decode the archive's whole frame without parsing what is inside: zstd checks its content
+    checksum at the frame's end. Returns (decoded bytes, sha256 of the compressed bytes before
+    the seal, the sealed sha256 or None)."""
+    fh = open_archive_file(path)
+    with fh:
+        frame_size, sealed = read_seal(fh)
+        # Hash the compressed bytes on another core while this one decodes them.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal") as pool:
+            digest = pool.submit(_sha256_prefix, fh.fileno(), frame_size)
+            stream = ZstdFrameReader(fh, limit=frame_size, hashed=False)
+            stream.drain()
+            return stream.position, digest.result(), sealed
+
+
+def _sha256_prefix(fd: int, size: int | None) -> bytes:
+    """sha256 of the first `size` bytes (all, if None) of an open file, read with pread so it
+    shares the descriptor, and so the file, that the decoder reads."""
+    digest = hashlib.sha256()
+    offset = 0
+    try:
+        while size is None or offset < size:
+            want = READ_CHUNK if size is None else min(READ_CHUNK, size - offset)
+            chunk = os.pread(fd, want, offset)
+            if not chunk:
+                break
+            digest.update(chunk)
+            offset += len(chunk)
+    except OSError as err:
+        raise from_os_error(err, "reading the archive back") from err
+    return digest.digest()
+
+
+def iter_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile, ZstdFrameReader]]:
+    """Yield each tar member in order; after the last, the frame's end and the seal are checked."""
+    fh = open_archive_file(path)
+    with fh:
+        frame_size, sealed = read_seal(fh)
+        stream = ZstdFrameReader(fh, limit=frame_size)
+        try:
+            with tarfile.open(  # type: ignore[call-overload]
+                fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo
+            ) as tar:
+                for member in tar:
+                    yield member, tar, stream
+                tar_end = tar.offset
+        except tarfile.ReadError as err:
+            if stream.compressed_read <= 4 + READ_CHUNK and "empty" in str(err):
+                raise InputError(f"{path} is not a backupkit archive (no tar inside)") from err
+            raise IntegrityError(f"archive is damaged: tar says {err}") from err
+        except tarfile.TarError as err:
+            raise IntegrityError(f"archive is damaged: tar says {err}") from err
+        stream.check_end(tar_end)
+        if sealed is not None and stream.digest.digest() != sealed:
+            raise IntegrityError(
+                "archive bytes differ from the seal written at backup time (sha256 mismatch)"
+            )
+
+
+def read_manifest(archive: str | os.PathLike[str]) -> Manifest:
+    """Stream the archive up to its manifest (the last member) and parse it. Every member name
+    passes the member policy on the way; nothing else about the members is proven (verify
+    does that)."""
+    for member, tar, _stream in iter_members(Path(archive)):
+        bad = member_defect(member)
+        if bad:
+            raise IntegrityError(bad)
+        if member.name == MANIFEST_NAME:
+            if member.size > MAX_MANIFEST_BYTES:
+                raise IntegrityError("manifest.json is implausibly large")
+            fh = tar.extractfile(member)
+            assert fh is not None
+            return parse_manifest(fh.read())
+    raise IntegrityError(f"archive {archive} has no manifest.json")

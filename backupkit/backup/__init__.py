@@ -1,0 +1,1 @@
+"""Capture each database and pack one archive with its manifest; prove it; record the run."""

@@ -1,0 +1,155 @@
+"""Capture one live database as a consistent snapshot file.
+
+Checkpoint first (so the WAL the gateway leaves behind stays small), then `VACUUM INTO` a private
+staging file: SQLite reads through the WAL inside one read transaction, so committed rows that
+live only in `-wal` are in the snapshot and the gateway's writers are never blocked by it. The
+snapshot then gets the one database check (sqlite/check.py), whose findings about the source go
+into the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..archive.manifest import Checkpoint, Role
+from ..errors import from_os_error, from_sqlite_error, is_database_defect
+from ..sqlite.check import NOT_A_DATABASE, check_database, error_text, source_findings
+from ..sqlite.connect import connect_live, has_sqlite_header
+from ..state.discover import DatabaseSource
+
+# A TRUNCATE checkpoint holds the gateway's writers back while it waits for readers; give up on it
+# quickly and keep the PASSIVE result instead of stalling the gateway.
+TRUNCATE_WAIT_MS = 100
+# VACUUM INTO only reads; on a rollback-journal database it can still meet a writer's lock.
+READ_WAIT_S = 30.0
+
+
+@dataclass
+class CapturedDatabase:
+    source: DatabaseSource
+    file: Path
+    captured_as: str
+    role: Role
+    agent_id: str | None
+    schema_version: int | None
+    user_version: int | None
+    integrity: str
+    checkpoint: Checkpoint | None
+    size_bytes: int
+    mode: int
+    mtime: float
+    findings: list[str]
+
+    @property
+    def damaged(self) -> bool:
+        """A database that fails its check at the source: the run must report it. So is a
+        gateway database (global or agent) that is no database at all; any other file that is
+        only named like a database is kept as it is, and is a finding."""
+        if self.integrity == NOT_A_DATABASE:
+            return self.role in ("global", "agent")
+        return self.integrity != "ok"
+
+
+def _checkpoint(conn: sqlite3.Connection) -> Checkpoint:
+    conn.execute("PRAGMA busy_timeout=0")
+    busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    if log < 0:
+        return Checkpoint(mode="none", busy=False, log_frames=0, checkpointed_frames=0)
+    passive = Checkpoint(mode="passive", busy=bool(busy), log_frames=log, checkpointed_frames=done)
+    conn.execute(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")
+    try:
+        busy, log, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.OperationalError:
+        return passive
+    if busy:
+        return passive
+    return Checkpoint(mode="truncate", busy=False, log_frames=log, checkpointed_frames=done)
+
+
+def _raw_capture(source: DatabaseSource, st: os.stat_result, why: str) -> CapturedDatabase:
+    """SQLite cannot read it: keep its bytes as they are, and say why it is not proven."""
+    finding = (
+        "named like a database, but SQLite cannot read it: kept byte for byte"
+        if why == NOT_A_DATABASE
+        else f"SQLite cannot read it ({why}): kept byte for byte, without its WAL"
+    )
+    return CapturedDatabase(
+        source=source,
+        file=source.path,
+        captured_as="raw-copy",
+        role=source.role,
+        agent_id=source.agent_id,
+        schema_version=None,
+        user_version=None,
+        integrity=why,
+        checkpoint=None,
+        size_bytes=st.st_size,
+        mode=stat.S_IMODE(st.st_mode),
+        mtime=st.st_mtime,
+        findings=[finding],
+    )
+
+
+def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
+    """Snapshot `source` into `dest` (which must not exist) and prove the snapshot."""
+    path = source.path
+    try:
+        st = os.stat(path)
+        is_db = has_sqlite_header(path)
+    except OSError as err:
+        raise from_os_error(err, "reading a database") from err
+    if not is_db:
+        return _raw_capture(source, st, NOT_A_DATABASE)
+
+    try:
+        conn = connect_live(path, timeout=READ_WAIT_S)
+    except sqlite3.Error as err:
+        raise from_sqlite_error(err, "opening", path) from err
+    try:
+        checkpoint = _checkpoint(conn)
+        conn.execute(f"PRAGMA busy_timeout={int(READ_WAIT_S * 1000)}")
+        # VACUUM INTO writes its output with this connection's sync setting. The snapshot is a
+        # private temporary file whose bytes end up in an archive that is fsynced as a whole,
+        # so syncing it too only costs time. This connection writes nothing to the live file.
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("VACUUM INTO ?", (os.fspath(dest),))
+    except sqlite3.Error as err:
+        with contextlib.suppress(FileNotFoundError):
+            dest.unlink()
+        if is_database_defect(err):
+            return _raw_capture(source, st, error_text(err))
+        raise from_sqlite_error(err, "capturing", path) from err
+    finally:
+        conn.close()
+
+    check = check_database(dest)
+    identity = check.identity
+    role: Role = source.role
+    if identity is not None and identity.role == "agent" and source.role == "other":
+        # A stray agent database found by the scan says what it is; only the fixed global path
+        # may claim the global role, so a copy of it elsewhere stays "other".
+        role = "agent"
+    # The registry's id, where it has one, is the id the gateway uses; else schema_meta's.
+    agent_id = source.agent_id or (identity.agent_id if identity else None)
+    if role == "global":
+        agent_id = None
+    return CapturedDatabase(
+        source=source,
+        file=dest,
+        captured_as="snapshot",
+        role=role,
+        agent_id=agent_id,
+        schema_version=identity.schema_version if identity else None,
+        user_version=identity.user_version if identity else None,
+        integrity=check.integrity,
+        checkpoint=checkpoint,
+        size_bytes=dest.stat().st_size,
+        mode=stat.S_IMODE(st.st_mode),
+        mtime=st.st_mtime,
+        findings=source_findings(check, role=role, agent_id=agent_id) if check.ok else [],
+    )

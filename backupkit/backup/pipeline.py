@@ -1,0 +1,437 @@
+"""The backup pipeline: discover, capture every database, pack one archive, prove it, record it.
+
+Captures run in worker threads (sqlite3 releases the GIL inside `VACUUM INTO`) while the main
+thread streams files and finished snapshots into the compressor, so capture hides behind
+compression. At most `workers + 1` snapshots wait in staging at a time, which bounds staging disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from ..archive.format import MANIFEST_NAME, archive_name, new_backup_id
+from ..archive.manifest import (
+    DatabaseEntry,
+    DirectoryEntry,
+    FileEntry,
+    LinkEntry,
+    Manifest,
+)
+from ..archive.writer import COMPRESSION_LEVELS, ArchiveWriter, Finished
+from ..errors import (
+    EXIT_ENVIRONMENT,
+    BackupError,
+    EnvironmentFault,
+    InputError,
+    IntegrityError,
+    from_os_error,
+)
+from ..fsutil import ensure_private_dir, fsync_dir, publish, remove_stale_staging, staging_dir
+from ..ops import ledger
+from ..progress import ProgressCallback, emit
+from ..restore.journal import recover
+from ..state.discover import DatabaseSource, Inventory, discover
+from ..state.layout import StateLayout, existing_layout, resolve_output_dir
+from ..state.lock import state_lock
+from ..version import __version__
+from .capture import CapturedDatabase, capture_database
+from .readback import read_back_defects
+
+# Reasons whose snapshot exists to be rolled back to: it must be proven, so verify is forced.
+ALWAYS_VERIFIED_REASONS = frozenset({"pre-migration", "pre-restore"})
+
+
+@dataclass
+class BackupResult:
+    """What a backup wrote and what it proved.
+
+    `source_problems` are databases that failed their check at the source (the archive keeps
+    them as they were, and every other database in it restores); `archive_problems` are defects
+    of the archive itself (its read-back failed). Either makes the status "failed".
+    """
+
+    backup_id: str
+    archive: Path
+    status: Literal["ok", "failed"]
+    size_bytes: int
+    manifest: Manifest
+    source_problems: list[str] = field(default_factory=list)
+    archive_problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    verified: bool | None = None
+    recorded: bool = False
+    seconds: float = 0.0
+    written: Finished | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def problems(self) -> list[str]:
+        return self.source_problems + self.archive_problems
+
+    @property
+    def input_bytes(self) -> int:
+        m = self.manifest
+        return sum(d.size_bytes for d in m.databases) + sum(f.size_bytes for f in m.files)
+
+    def raise_for_status(self) -> None:
+        if not self.ok:
+            raise IntegrityError(f"backup {self.archive} is not proven: {'; '.join(self.problems)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "backup_id": self.backup_id,
+            "archive": os.fspath(self.archive),
+            "status": self.status,
+            "size_bytes": self.size_bytes,
+            "input_bytes": self.input_bytes,
+            "databases": [
+                {
+                    "role": d.role,
+                    "agent_id": d.agent_id,
+                    "archive_path": d.archive_path,
+                    "size_bytes": d.size_bytes,
+                    "integrity": d.integrity,
+                    "findings": d.findings,
+                }
+                for d in self.manifest.databases
+            ],
+            "files": len(self.manifest.files),
+            "skipped": len(self.manifest.skipped),
+            "problems": self.problems,
+            "warnings": self.warnings,
+            "verified": self.verified,
+            "recorded": self.recorded,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def create_backup(
+    state_dir: str | os.PathLike[str] | None = None,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    reason: str = "manual",
+    verify: bool = True,
+    include_workspaces: bool = True,
+    excludes: tuple[str, ...] = (),
+    wait: float = 0.0,
+    compression: str = "default",
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+    keep_unproven: bool | None = None,
+    _hold_lock: bool = True,
+) -> BackupResult:
+    """Back up a state dir into one archive. Returns the result; raises `BackupError` when no
+    archive could be written (the run is recorded as failed where possible).
+
+    A database that fails its check at the source does not stop the run: everything else is
+    captured, the result's status is "failed" and `source_problems` names it (the CLI exits 1).
+    The archive is kept (it holds everything else, and that database as it was) unless
+    `keep_unproven` is false, which is the default for `pre-migration` snapshots: those exist to
+    be rolled back to, and must not look like a rollback point when they are not one.
+    """
+    if compression not in COMPRESSION_LEVELS:
+        raise InputError(
+            f"unknown compression {compression!r}: use {', '.join(COMPRESSION_LEVELS)}"
+        )
+    if reason in ALWAYS_VERIFIED_REASONS:
+        verify = True
+    if keep_unproven is None:
+        keep_unproven = reason != "pre-migration"
+    layout = existing_layout(state_dir)
+    out = resolve_output_dir(output, layout.state_dir)
+    started = time.monotonic()
+    lock = state_lock(layout.lock_path, wait=wait) if _hold_lock else contextlib.nullcontext()
+    with lock:
+        recovered = recover(layout) if _hold_lock else None
+        now = datetime.now(UTC)
+        backup_id = new_backup_id(now)
+        final = out / archive_name(backup_id)
+        try:
+            result = _run(
+                layout,
+                final,
+                backup_id,
+                now,
+                reason=reason,
+                include_workspaces=include_workspaces,
+                excludes=excludes,
+                level=COMPRESSION_LEVELS[compression],
+                workers=workers or min(2, os.cpu_count() or 1),
+                progress=progress,
+            )
+        except (BackupError, KeyboardInterrupt) as err:
+            message = str(err) if isinstance(err, BackupError) else "interrupted"
+            code = err.exit_code if isinstance(err, BackupError) else EXIT_ENVIRONMENT
+            failure = {
+                "backup_id": backup_id,
+                "reason": reason,
+                "error": message,
+                "exit_code": code,
+            }
+            row = ledger.backup_row(backup_id, _ms(now), os.fspath(final), "failed", failure)
+            warning = ledger.record(layout.global_db, [row])
+            if warning and isinstance(err, BackupError):
+                err.add_note(warning)
+            raise
+        rows = []
+        if verify and result.written is not None:
+            emit(progress, "verify", 0, 1, result.archive.name)
+            defects = read_back_defects(result.archive, result.written)
+            result.verified = not defects
+            result.archive_problems.extend(f"read-back: {d}" for d in defects)
+            rows.append(_read_back_row(result, defects))
+            emit(progress, "verify", 1, 1, result.archive.name)
+        if result.problems:
+            result.status = "failed"
+        if not result.ok and not keep_unproven:
+            with contextlib.suppress(FileNotFoundError):
+                result.archive.unlink()
+            fsync_dir(result.archive.parent)
+            result.archive_problems.append(
+                f"archive {result.archive.name} removed: it is no rollback point"
+            )
+        emit(progress, "record", 0, 1)
+        payload = _json_manifest(result.manifest)
+        backup = ledger.backup_row(
+            backup_id, _ms(now), os.fspath(result.archive), result.status, payload
+        )
+        warning = ledger.record(layout.global_db, [backup, *rows])
+        result.recorded = warning is None
+        if warning:
+            result.warnings.append(warning)
+        if recovered:
+            result.warnings.insert(0, recovered)
+        emit(progress, "record", 1, 1)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _json_manifest(manifest: Manifest) -> dict[str, Any]:
+    return manifest.model_dump(mode="json")
+
+
+def _read_back_row(result: BackupResult, defects: list[str]) -> ledger.Row:
+    return ledger.check_row(
+        ledger.Kind.READ_BACK,
+        created_at=_ms(datetime.now(UTC)),
+        archive_path=os.fspath(result.archive),
+        ok=not defects,
+        backup_id=result.backup_id,
+        defects=defects,
+        databases=[
+            {"archive_path": d.archive_path, "integrity": d.integrity, "checked": "at capture"}
+            for d in result.manifest.databases
+        ],
+    )
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+class _Captures:
+    """Runs captures in a thread pool, at most `window` snapshots in staging at a time."""
+
+    def __init__(self, databases: list[DatabaseSource], stage: Path, workers: int) -> None:
+        self._pending = deque(enumerate(databases))
+        self._stage = stage
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capture")
+        # Freeing a large file's blocks takes the file system a while; do it off the packing path.
+        self._reaper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unlink")
+        self._running: set[Future[CapturedDatabase]] = set()
+        for _ in range(workers + 1):
+            self._submit()
+
+    def _submit(self) -> None:
+        if self._pending:
+            index, source = self._pending.popleft()
+            dest = self._stage / f"db-{index:05d}.sqlite"
+            self._running.add(self._pool.submit(capture_database, source, dest))
+
+    def finished(self) -> Iterator[CapturedDatabase]:
+        while self._running:
+            done, _ = wait(self._running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                self._running.discard(fut)
+                captured = fut.result()
+                self._submit()
+                yield captured
+
+    def release(self, captured: CapturedDatabase) -> None:
+        """The snapshot is in the archive: remove it, which bounds staging disk to the window."""
+        if captured.captured_as == "snapshot":
+            self._reaper.submit(_unlink_quietly, captured.file)
+
+    def close(self) -> None:
+        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._reaper.shutdown(wait=True)
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _run(
+    layout: StateLayout,
+    final: Path,
+    backup_id: str,
+    now: datetime,
+    *,
+    reason: str,
+    include_workspaces: bool,
+    excludes: tuple[str, ...],
+    level: int,
+    workers: int,
+    progress: ProgressCallback | None,
+) -> BackupResult:
+    emit(progress, "discover", 0, 1, os.fspath(layout.state_dir))
+    inv = discover(layout, include_workspaces=include_workspaces, excludes=excludes)
+    emit(progress, "discover", 1, 1, f"{len(inv.databases)} databases, {len(inv.files)} files")
+    out = final.parent
+    try:
+        ensure_private_dir(out)
+    except OSError as err:
+        raise from_os_error(err, "creating the output directory") from err
+    remove_stale_staging(out)
+    problems: list[str] = []
+    warnings = list(inv.notes)
+    with staging_dir(out, backup_id) as stage:
+        tmp = stage / (final.name + ".part")
+        writer = ArchiveWriter(tmp, level=level)
+        captures: _Captures | None = None
+        try:
+            captures = _Captures(inv.databases, stage, workers)
+            directories, links, files = _pack_tree(writer, inv)
+            databases: list[DatabaseEntry] = []
+            total = len(inv.databases)
+            for captured in captures.finished():
+                databases.append(_pack_database(writer, captured))
+                captures.release(captured)
+                if captured.damaged:
+                    problems.append(
+                        f"database {captured.source.path} fails its check: {captured.integrity}"
+                    )
+                else:
+                    warnings.extend(
+                        f"{captured.source.path}: {finding}" for finding in captured.findings
+                    )
+                emit(progress, "capture", len(databases), total, captured.source.archive_path)
+            order = {d.archive_path: i for i, d in enumerate(inv.databases)}
+            databases.sort(key=lambda d: order[d.archive_path])
+            manifest = Manifest(
+                backup_id=backup_id,
+                created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                reason=reason,
+                tool_version=__version__,
+                state_dir=os.fspath(layout.state_dir),
+                databases=databases,
+                files=files,
+                skipped=inv.skipped,
+                links=links,
+                directories=directories,
+                sealed=True,
+                config_path=os.fspath(layout.config_path),
+                credentials_dir=os.fspath(layout.credentials_dir),
+            )
+            writer.add_bytes(MANIFEST_NAME, manifest.to_json_bytes(), mtime=now.timestamp())
+            written = writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            if captures is not None:
+                captures.close()
+        try:
+            publish(tmp, final)
+        except OSError as err:
+            raise from_os_error(err, "publishing the archive") from err
+    return BackupResult(
+        backup_id=backup_id,
+        archive=final,
+        status="ok" if not problems else "failed",
+        size_bytes=written.size_bytes,
+        manifest=manifest,
+        source_problems=problems,
+        written=written,
+        warnings=warnings,
+    )
+
+
+def _pack_tree(
+    writer: ArchiveWriter, inv: Inventory
+) -> tuple[list[DirectoryEntry], list[LinkEntry], list[FileEntry]]:
+    directories: list[DirectoryEntry] = []
+    for d in inv.directories:
+        try:
+            st = os.lstat(d.path)
+        except OSError as err:
+            raise from_os_error(err, "reading the state") from err
+        writer.add_dir(d.archive_path, st, d.mode)
+        directories.append(
+            DirectoryEntry(source_path=os.fspath(d.path), archive_path=d.archive_path, mode=d.mode)
+        )
+    links: list[LinkEntry] = []
+    for link in inv.links:
+        try:
+            st = os.lstat(link.path)
+        except OSError as err:
+            raise from_os_error(err, "reading the state") from err
+        writer.add_symlink(link.archive_path, link.target, st)
+        links.append(
+            LinkEntry(
+                source_path=os.fspath(link.path),
+                archive_path=link.archive_path,
+                target=link.target,
+                outside_state_dir=link.outside_state_dir,
+            )
+        )
+    files: list[FileEntry] = []
+    for f in inv.files:
+        written = writer.add_file(f.path, f.archive_path)
+        files.append(
+            FileEntry(
+                kind=f.kind,
+                source_path=os.fspath(f.path),
+                archive_path=f.archive_path,
+                size_bytes=written.size_bytes,
+                sha256=written.sha256,
+                mode=f.mode,
+            )
+        )
+    return directories, links, files
+
+
+def _pack_database(writer: ArchiveWriter, captured: CapturedDatabase) -> DatabaseEntry:
+    written = writer.add_file(captured.file, captured.source.archive_path, mode=captured.mode)
+    if written.size_bytes != captured.size_bytes and captured.captured_as == "snapshot":
+        raise EnvironmentFault(f"snapshot of {captured.source.path} changed while being archived")
+    return DatabaseEntry(
+        role=captured.role,
+        agent_id=captured.agent_id,
+        schema_version=captured.schema_version,
+        user_version=captured.user_version,
+        source_path=os.fspath(captured.source.path),
+        archive_path=captured.source.archive_path,
+        size_bytes=written.size_bytes,
+        sha256=written.sha256,
+        integrity=captured.integrity,
+        checkpoint=captured.checkpoint,
+        mode=captured.mode,
+        captured_as=captured.captured_as,  # type: ignore[arg-type]
+        findings=captured.findings,
+    )

@@ -1,0 +1,34 @@
+"""The backup's proof of its own archive: read the published file back.
+
+Everything the manifest says was established while the archive was written: each database was
+checked as a snapshot file, and each member's sha256 was taken from the very bytes fed to zstd.
+What is left to prove is that the file on disk decodes to that stream. Its compressed bytes must
+hash to the seal computed as they were written, and decoding them must pass zstd's content
+checksum (taken over the tar stream as it went in) and give exactly as many bytes. That costs
+one decompression, against the full verify's decompression, tar parse and a second sha256 of
+every member; `backupkit verify` still does the full pass. The ledger records this proof as a
+read-back row, apart from a full verify.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..archive.reader import read_back
+from ..archive.writer import Finished
+from ..errors import BackupError, from_os_error
+
+
+def read_back_defects(archive: Path, written: Finished) -> list[str]:
+    """What differs between the published file and what was written; [] when they agree."""
+    try:
+        decoded, digest, sealed = read_back(archive)
+    except BackupError as err:
+        return [str(err)]
+    except OSError as err:
+        return [str(from_os_error(err, "reading the archive back"))]
+    if sealed != written.seal or digest != written.seal:
+        return ["archive bytes on disk differ from the bytes written (sha256 mismatch)"]
+    if decoded != written.stream_bytes:
+        return [f"archive decodes to {decoded} bytes, but {written.stream_bytes} were written"]
+    return []

@@ -1,0 +1,1 @@
+"""Unattended use: the ledger, the catalogue, retention, prune, status, schedule, snapshots."""

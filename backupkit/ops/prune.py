@@ -1,0 +1,134 @@
+"""Prune: apply a retention policy to this state dir's archives.
+
+Safety rules on top of the policy, each one a reason an archive survives:
+- only this state dir's archives are ever candidates (its ledger lists them, or their manifest
+  names this state dir); another state dir's archives in a shared directory, and files whose
+  owner cannot be proven, are never touched;
+- `pre-migration` and `pre-restore` snapshots stay out of the policy unless asked for;
+- the newest archive whose last check (read-back or verify) succeeded is never deleted, and an
+  archive whose last check failed never counts as that one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..fsutil import fsync_dir
+from ..state.layout import existing_layout, resolve_output_dir
+from . import ledger
+from .catalog import Entry, Owner, catalogue
+from .retention import Policy, select
+
+PROTECTED_REASONS = frozenset({"pre-migration", "pre-restore"})
+
+
+@dataclass
+class PruneItem:
+    backup_id: str
+    archive: str
+    created_at: str
+    reason: str | None
+    keep: bool
+    why: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass
+class PruneReport:
+    output_dir: Path
+    policy: str
+    dry_run: bool
+    items: list[PruneItem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def removed(self) -> list[PruneItem]:
+        return [i for i in self.items if not i.keep]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": os.fspath(self.output_dir),
+            "policy": self.policy,
+            "dry_run": self.dry_run,
+            "keep": [i.to_dict() for i in self.items if i.keep],
+            "remove": [i.to_dict() for i in self.removed],
+            "warnings": self.warnings,
+        }
+
+
+def prune(
+    state_dir: str | os.PathLike[str] | None = None,
+    *,
+    policy: Policy,
+    output: str | os.PathLike[str] | None = None,
+    reasons: list[str] | None = None,
+    dry_run: bool = False,
+) -> PruneReport:
+    """Delete the archives the policy does not keep (or, with `dry_run`, say which).
+    Only archives in `output` (default: the state dir's backup directory) are candidates."""
+    layout = existing_layout(state_dir)
+    out = resolve_output_dir(output, layout.state_dir)
+    global_db = layout.global_db
+    cat = catalogue(layout.state_dir, ledger.read(global_db), [out])
+    entries = [
+        e
+        for e in cat.entries
+        if e.on_disk
+        and e.archive is not None
+        and os.path.realpath(e.archive.parent) == os.path.realpath(out)
+    ]
+    report = PruneReport(out, policy.describe(), dry_run, warnings=list(cat.problems))
+    newest_verified = next((e for e in entries if e.owner is Owner.THIS and e.verified_ok), None)
+
+    in_policy: list[Entry] = []
+    for e in entries:
+        why: list[str] = []
+        if e.owner is Owner.FOREIGN:
+            why.append("another state dir's archive")
+        elif e.owner is Owner.UNKNOWN:
+            why.append("not provably this state dir's archive (no ledger row, unreadable manifest)")
+        elif reasons is not None and e.reason not in reasons:
+            why.append(f"reason {e.reason!r} not selected")
+        elif reasons is None and e.reason in PROTECTED_REASONS:
+            why.append(f"protected {e.reason} snapshot")
+        if why:
+            report.items.append(_item(e, True, why))
+        else:
+            in_policy.append(e)
+    decisions = select([e.created_at.astimezone() for e in in_policy], policy)
+    for e, decision in zip(in_policy, decisions, strict=True):
+        why = [f"keep-{r}" for r in decision.reasons]
+        keep = decision.keep
+        if e is newest_verified:
+            keep = True
+            why.append("newest verified archive")
+        report.items.append(_item(e, keep, why or ["no rule keeps it"]))
+    report.items.sort(key=lambda i: i.created_at, reverse=True)
+    if dry_run:
+        return report
+    for item in report.removed:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(item.archive)
+    if report.removed:
+        fsync_dir(out)
+        warning = ledger.mark_pruned(global_db, [i.backup_id for i in report.removed])
+        if warning:
+            report.warnings.append(warning)
+    return report
+
+
+def _item(e: Entry, keep: bool, why: list[str]) -> PruneItem:
+    return PruneItem(
+        backup_id=e.backup_id,
+        archive=os.fspath(e.archive or ""),
+        created_at=e.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        reason=e.reason,
+        keep=keep,
+        why=why,
+    )

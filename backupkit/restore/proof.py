@@ -1,0 +1,35 @@
+"""Restore's precondition: the archive passes verify's streaming pass, or nothing is placed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..archive.manifest import Manifest
+from ..errors import IntegrityError
+from ..progress import ProgressCallback, emit
+from ..sqlite.check import DatabaseCheck
+from ..verify.scan import MemberSink, scan_archive
+
+
+def proven_scan(
+    archive: Path, progress: ProgressCallback | None, sink: MemberSink | None = None
+) -> tuple[Manifest, dict[str, DatabaseCheck]]:
+    """Scan the archive (keeping its members in `sink`, if given); refuse it on any defect.
+    Without a sink the databases are not opened here: each one is checked where it is placed,
+    with the same check, after its bytes matched the manifest's sha256 on the way in."""
+    emit(progress, "verify", 0, 1, os.fspath(archive))
+    try:
+        result = scan_archive(
+            archive, progress=progress, check_databases=sink is not None, sink=sink
+        )
+    except IntegrityError as err:
+        defects, result = [str(err)], None
+    else:
+        defects = result.defects
+    if defects or result is None:
+        more = f" (+{len(defects) - 1} more)" if len(defects) > 1 else ""
+        raise IntegrityError(
+            f"archive {archive} failed verification, not restoring: {defects[0]}{more}"
+        )
+    return result.manifest, result.checks

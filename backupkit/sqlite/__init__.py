@@ -1,0 +1,1 @@
+"""SQLite access: one URI builder and opener, one database check, live-use detection."""

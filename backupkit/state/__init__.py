@@ -1,0 +1,1 @@
+"""Discover the state: where it is, what it holds, its registry of agent databases, its lock."""
