@@ -1,8 +1,8 @@
 """One exception family for the whole tool.
 
 Every failure a user can see is a `BackupError` carrying a one-line message and the exit code of
-the README's exit-code table. The CLI catches it once, prints the message and exits with the code; library
-callers can branch on the subclass or on `.exit_code`.
+the README's exit-code table. The CLI catches it once, prints the message and exits with the
+code; library callers can branch on the subclass or on `.exit_code`.
 """
 
 from __future__ import annotations

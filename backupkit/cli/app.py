@@ -33,6 +33,7 @@ from ..errors import (
 )
 from ..ops import ledger
 from ..ops.catalog import catalogue
+from ..ops.prometheus import write_prometheus
 from ..ops.prune import prune
 from ..ops.retention import Policy
 from ..ops.schedule import cron_line, systemd_units
@@ -421,11 +422,25 @@ def list_cmd(opts: Options, output: Path | None, as_json: bool) -> None:
     help="Oldest acceptable last good backup (90m, 26h, 2d, 1w).",
 )
 @archive_dir_option
+@click.option(
+    "--prometheus",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Also write the status as a node_exporter textfile (written atomically, 0644).",
+)
 @json_option
 @click.pass_obj
-def status_cmd(opts: Options, max_age: str, output: Path | None, as_json: bool) -> None:
+def status_cmd(
+    opts: Options, max_age: str, output: Path | None, prometheus: Path | None, as_json: bool
+) -> None:
     """Age and result of the last good backup; exit 1 when stale or failed."""
     report = backup_status(opts.state_dir, max_age=max_age, output=output)
+    if prometheus is not None:
+        try:
+            write_prometheus(prometheus, report, report.state_dir)
+        except OSError as err:
+            raise from_os_error(err, f"writing {prometheus}") from err
     if as_json:
         _json_out(report.to_dict())
     else:

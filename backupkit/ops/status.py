@@ -34,6 +34,7 @@ def parse_duration(text: str) -> float:
 
 @dataclass
 class StatusReport:
+    state_dir: Path
     ok: bool
     problems: list[str]
     max_age_s: float
@@ -47,6 +48,7 @@ class StatusReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "state_dir": os.fspath(self.state_dir),
             "problems": self.problems,
             "max_age_seconds": self.max_age_s,
             "age_seconds": None if self.age_s is None else round(self.age_s, 1),
@@ -93,6 +95,7 @@ def backup_status(
             problems.append(f"the last {good.last_check.kind} of the newest good archive failed")
     on_disk = [e for e in cat.own() if e.on_disk]
     return StatusReport(
+        state_dir=layout.state_dir,
         ok=not problems,
         problems=problems,
         max_age_s=limit,
