@@ -13,10 +13,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import orjson
 import pytest
 import zstandard
 
+from backupkit import jsonio
 from fixtures import StateTree, build_state
 
 REPO = Path(__file__).resolve().parent.parent
@@ -120,7 +120,7 @@ def can_mount_tmpfs() -> bool:
 def json_out(proc: subprocess.CompletedProcess[str]) -> dict:
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one JSON line on stdout, got: {proc.stdout!r}"
-    return orjson.loads(lines[0])
+    return jsonio.loads(lines[0])
 
 
 def table_rows(db: Path, *, immutable: bool = False) -> dict[str, list[tuple]]:
@@ -176,7 +176,7 @@ def manifest_of(archive: Path) -> dict:
     ):
         for m in tar:
             if m.name == "manifest.json":
-                return orjson.loads(tar.extractfile(m).read())  # type: ignore[union-attr]
+                return jsonio.loads(tar.extractfile(m).read())  # type: ignore[union-attr]
     raise AssertionError("no manifest.json")
 
 

@@ -12,6 +12,7 @@ import orjson
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import jsonio
 from ..errors import IntegrityError
 from .format import FORMAT, FORMAT_VERSION
 
@@ -116,14 +117,14 @@ class Manifest(_Model):
     )
 
     def to_json_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
+        return jsonio.dumps(self.model_dump(mode="json"), indent=True)
 
 
 def parse_manifest(data: bytes) -> Manifest:
     """The manifest in `data`, or IntegrityError saying in one line what is wrong with it."""
     try:
-        raw = orjson.loads(data)
-    except orjson.JSONDecodeError as err:
+        raw = jsonio.loads(data)
+    except ValueError as err:
         raise IntegrityError(f"manifest.json is not valid JSON: {err}") from err
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise IntegrityError("manifest.json is not a backupkit manifest")

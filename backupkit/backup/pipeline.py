@@ -172,9 +172,15 @@ def create_backup(
                 workers=workers or min(2, os.cpu_count() or 1),
                 progress=progress,
             )
-        except (BackupError, KeyboardInterrupt) as err:
-            message = str(err) if isinstance(err, BackupError) else "interrupted"
-            code = err.exit_code if isinstance(err, BackupError) else EXIT_ENVIRONMENT
+        except BaseException as err:
+            # Every run leaves a row, whatever went wrong: a bug included, or monitoring
+            # would stay green while every run fails the same way.
+            if isinstance(err, BackupError):
+                message, code = str(err), err.exit_code
+            elif isinstance(err, KeyboardInterrupt):
+                message, code = "interrupted", EXIT_ENVIRONMENT
+            else:
+                message, code = f"internal error: {err!r}", EXIT_ENVIRONMENT
             failure = {
                 "backup_id": backup_id,
                 "reason": reason,

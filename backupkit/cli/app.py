@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
+from .. import jsonio
 from ..archive.reader import read_manifest
 from ..backup.pipeline import ALWAYS_VERIFIED_REASONS, create_backup
 from ..backup.plan import plan_backup
@@ -74,7 +74,7 @@ def _draw_progress(event: ProgressEvent) -> None:
 
 
 def _json_out(obj: dict[str, Any]) -> None:
-    sys.stdout.buffer.write(orjson.dumps(obj) + b"\n")
+    sys.stdout.buffer.write(jsonio.dumps(obj) + b"\n")
     sys.stdout.flush()
 
 

@@ -26,8 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from .. import jsonio
 from ..sqlite.connect import connect_live, open_readonly
 
 TABLE = "backup_runs"
@@ -184,7 +183,7 @@ def _fit(conn: sqlite3.Connection) -> tuple[list[str], dict[str, object]]:
 
 
 def _values(row: Row, columns: list[str]) -> list[object]:
-    payload = orjson.dumps(row.payload).decode() if row.payload is not None else None
+    payload = jsonio.dumps(row.payload).decode() if row.payload is not None else None
     every = {
         "id": row.id,
         "created_at": row.created_at,
@@ -224,8 +223,8 @@ def _parse(values: tuple[object, ...]) -> Row | str:
     payload: dict[str, Any] | None = None
     if manifest_json is not None:
         try:
-            parsed = orjson.loads(manifest_json)  # type: ignore[arg-type]
-        except (orjson.JSONDecodeError, TypeError):
+            parsed = jsonio.loads(manifest_json)  # type: ignore[arg-type]
+        except (ValueError, TypeError):
             return f"ledger row {row_id} ({status}) holds manifest_json that is not JSON"
         if not isinstance(parsed, dict):
             return f"ledger row {row_id} ({status}) holds manifest_json that is not an object"

@@ -19,8 +19,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import orjson
-
+from .. import jsonio
 from ..archive.format import SIDECAR_SUFFIXES
 from ..errors import from_os_error
 from ..fsutil import atomic_write, fsync_dir, remove_tree
@@ -58,7 +57,7 @@ class Journal:
         return state_dir / JOURNAL_NAME
 
     def save(self) -> None:
-        atomic_write(self.path_for(Path(self.state_dir)), orjson.dumps(asdict(self)))
+        atomic_write(self.path_for(Path(self.state_dir)), jsonio.dumps(asdict(self)))
 
     @classmethod
     def load(cls, state_dir: Path) -> Journal | None:
@@ -66,10 +65,10 @@ class Journal:
         journal this program wrote."""
         path = cls.path_for(state_dir)
         try:
-            raw = orjson.loads(path.read_bytes())
+            raw = jsonio.loads(path.read_bytes())
         except FileNotFoundError:
             return None
-        except orjson.JSONDecodeError as err:
+        except ValueError as err:
             raise ValueError(f"not JSON: {err}") from err
         try:
             raw["entries"] = [
