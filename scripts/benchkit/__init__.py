@@ -13,6 +13,7 @@ by their parameters and by a hash of the generator's source, so a changed genera
 Run it through `scripts/bench` (which sets up the venv); see docs/performance.md. The parts:
 
 - `settings`: where files go, units, the defaults of a run;
+- `_backupkit`: the only place that imports backupkit's internals;
 - `files`, `procs`: removing and sizing scratch files; starting the measured programs;
 - `trees`: building, caching and describing the state trees;
 - `shell`: the naive pipelines, as the shell scripts an operator would type;
@@ -20,7 +21,7 @@ Run it through `scripts/bench` (which sets up the venv); see docs/performance.md
 - `rounds`: ABBA rounds, medians, peak RSS;
 - `timing`: one tree (or the per-database pair) prepared, timed in rounds, cleaned up;
 - `targets`: the issue-7 targets with PASS/MISS;
-- `breakdown`: what each stage of a backup costs alone;
+- `breakdown`: what each stage of a backup costs alone, through backupkit's own functions;
 - `writer_probe`: the gateway's commit latency during a backup;
 - `machine`: what the run ran on;
 - `report`: the printed tables and the JSON;

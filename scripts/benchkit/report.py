@@ -138,11 +138,16 @@ def print_breakdown(summary: dict[str, Any]) -> None:
     print()
     print(f"== stage costs on the {summary['tree']} (CPU seconds are steadier than wall time):")
     for r in summary["stages"]:
-        print(f"  {r['stage']:<9} {r['variant']:<42} {r['cpu_s']:6.2f} CPU-s  {r['wall_s']:6.2f} s")
+        shown = "" if r["in_sum"] else "  (inside capture or verify)"
+        print(
+            f"  {r['stage']:<9} {r['variant']:<52} {r['cpu_s']:6.2f} CPU-s  "
+            f"{r['wall_s']:6.2f} s{shown}"
+        )
+    stages = " + ".join(summary["summed_stages"])
     print(
-        f"  sum of stages with defaults: {now:.1f} CPU-s, so at least {now / cores:.1f} s on "
-        f"{cores} cores; with the cheapest variants: {tuned:.1f} CPU-s, at least "
-        f"{tuned / cores:.1f} s"
+        f"  sum of stages ({stages}) with defaults: {now:.1f} CPU-s, so at least "
+        f"{now / cores:.1f} s on {cores} cores; with the cheapest variants: {tuned:.1f} CPU-s, "
+        f"at least {tuned / cores:.1f} s"
     )
 
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._backupkit import COMPRESSION_LEVELS
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_BENCH_DIR = ROOT / ".bench"
 
@@ -20,7 +22,8 @@ QUICK_SIZE_GIB = 200 / 1024
 MANY_AGENTS = 1000
 MANY_BYTES_PER_AGENT = 1 * MIB
 FEW_AGENTS = 8  # the four special agents of the fixture plus four ordinary ones
-ZSTD_LEVEL = 3  # the naive pipeline and the floor use backupkit's default level
+# The naive pipeline and the floor compress at backupkit's default level.
+ZSTD_LEVEL = COMPRESSION_LEVELS["default"]
 FREE_SPACE_FACTOR_BUILD = 3  # tree + one set of snapshots + archives
 FREE_SPACE_FACTOR_RUN = 2  # snapshots for the floor + archives, the tree already exists
 
