@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,17 +33,12 @@ from ._backupkit import (
     integrity_check,
 )
 from .files import remove
+from .rounds import own_cpu_seconds
 from .settings import MIB, ZSTD_LEVEL
 from .trees import Tree
 
 # The stages a backup runs one after the other for each database; the check rows are inside them.
 SUMMED_STAGES = ("capture", "hash", "compress")
-
-
-def _cpu_seconds() -> float:
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def database_sources(tree: Tree) -> list[DatabaseSource]:
@@ -143,9 +137,9 @@ def bench_breakdown(tree: Tree, scratch_root: Path) -> list[dict[str, Any]]:
     try:
         for stage, label, fn in stages:
             print(f"    {stage}: {label}", flush=True)
-            cpu0, wall0 = _cpu_seconds(), time.perf_counter()
+            cpu0, wall0 = own_cpu_seconds(), time.perf_counter()
             fn()
-            wall, cpu = time.perf_counter() - wall0, _cpu_seconds() - cpu0
+            wall, cpu = time.perf_counter() - wall0, own_cpu_seconds() - cpu0
             rows.append(
                 {
                     "stage": stage,

@@ -23,6 +23,7 @@ from . import breakdown, report, targets, timing, trees, writer_probe
 from .contenders import restore_available
 from .files import remove
 from .machine import code_hash, machine_info
+from .rounds import describe_load, load_between, sample_load
 from .settings import (
     DEFAULT_AGENTS,
     DEFAULT_BENCH_DIR,
@@ -194,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     remove(paths.scratch)
     paths.scratch.mkdir(parents=True)
     with_restore = restore_available()
+    start = sample_load()
     out: dict[str, Any] = {
         "machine": machine_info(),
         "params": {
@@ -225,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     machine = out["machine"]
     machine["loadavg_end"] = list(os.getloadavg())
+    machine["machine_load"] = load_between(start, sample_load())
+    print(f"\nmachine over the whole run: {describe_load(machine['machine_load'])}")
     machine["backupkit_code_hash_end"] = code_hash()
     if machine["backupkit_code_hash_end"] != machine["backupkit_code_hash"]:
         # The contenders import backupkit afresh on every run, so the rounds mixed two versions.

@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .rounds import Contender, paired_ratio, ratio
+from .rounds import Contender, describe_load, paired_ratio, ratio
 from .settings import MB, human
 from .timing import PerDatabaseResult, TreeResult
 from .trees import Tree
@@ -106,12 +106,14 @@ def print_tree(result: TreeResult, targets: list[dict[str, Any]]) -> dict[str, A
             f"{fmt(row['mb_per_s'], '7.0f')} {fmt(row['peak_rss_mb'], '12.0f')}{failed}"
         )
     print("('vs naive' is against naive backup for backups, naive verify for verify/restore)")
+    print(f"machine during these rounds: {describe_load(result.machine_load)}")
     print_targets(targets)
     return {
         **tree_summary(tree),
         "rounds": result.rounds,
         "contenders": rows,
         "targets": targets,
+        "machine_load": result.machine_load,
     }
 
 
@@ -183,6 +185,7 @@ def print_per_database(result: PerDatabaseResult, cost: dict[str, Any]) -> dict[
         f"{fmt(cost['naive_added_ms_per_database'], '.1f')}, backupkit "
         f"{fmt(cost['backupkit_added_ms_per_database'], '.1f')}"
     )
+    print(f"  machine during these rounds: {describe_load(result.machine_load)}")
     print_targets([cost["target"]])
     return {
         "many": tree_summary(many),
@@ -190,6 +193,7 @@ def print_per_database(result: PerDatabaseResult, cost: dict[str, Any]) -> dict[
         "rounds": result.rounds,
         "contenders": contenders,
         **cost,
+        "machine_load": result.machine_load,
     }
 
 

@@ -1,8 +1,10 @@
-"""Timing contenders in alternating rounds, and their medians.
+"""Timing contenders in alternating rounds, their medians, and how busy the machine was.
 
 Every contender runs as its own subprocess under GNU `time -v` (for its peak RSS). All contenders
 of a tree run back to back in each round, without sleeping, in ABBA order: every other round is
-reversed, which cancels a linear drift and any position effect.
+reversed, which cancels a linear drift and any position effect. Before and after each round the
+bench reads /proc/loadavg and the machine's busy CPU time from /proc/stat; the busy time minus
+the bench's own (its process and every contender it waited for) is what other processes used.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import functools
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -18,6 +21,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .files import remove, size_of
 from .procs import child_env
@@ -82,6 +86,70 @@ def paired_ratio(a: Contender, b: Contender) -> float | None:
 
 
 # ------------------------------------------------------------------------------------------
+# How busy the machine was
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadSample:
+    at: float  # time.perf_counter()
+    loadavg: tuple[float, float, float]
+    busy_cpu_s: float | None  # every process on the machine, from /proc/stat; None if unknown
+    own_cpu_s: float  # this process and every child it has waited for
+
+
+def _busy_cpu_seconds() -> float | None:
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+        # cpu user nice system idle iowait irq softirq steal [guest guest_nice]; guest time is
+        # already counted in user.
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def own_cpu_seconds() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def sample_load() -> LoadSample:
+    return LoadSample(time.perf_counter(), os.getloadavg(), _busy_cpu_seconds(), own_cpu_seconds())
+
+
+def load_between(before: LoadSample, after: LoadSample) -> dict[str, Any]:
+    """What the rest of the machine did between two samples: CPU seconds and average cores."""
+    wall = after.at - before.at
+    own = after.own_cpu_s - before.own_cpu_s
+    other = None
+    if before.busy_cpu_s is not None and after.busy_cpu_s is not None:
+        # /proc/stat counts in clock ticks (10 ms): never report less than nothing.
+        other = max(0.0, after.busy_cpu_s - before.busy_cpu_s - own)
+    return {
+        "wall_s": wall,
+        "loadavg_before": list(before.loadavg),
+        "loadavg_after": list(after.loadavg),
+        "own_cpu_s": own,
+        "other_cpu_s": other,
+        "other_cores": other / wall if other is not None and wall > 0 else None,
+    }
+
+
+def describe_load(load: dict[str, Any]) -> str:
+    """One line: the load average before and after, and the cores other processes kept busy."""
+    text = f"load {load['loadavg_before'][0]:.2f} -> {load['loadavg_after'][0]:.2f}"
+    if load["other_cpu_s"] is None:
+        return text + ", CPU time of other processes unknown (no /proc/stat)"
+    return (
+        f"{text}, other processes used {load['other_cores']:.2f} cores "
+        f"({load['other_cpu_s']:.1f} CPU-s in {load['wall_s']:.1f} s)"
+    )
+
+
+# ------------------------------------------------------------------------------------------
 # Rounds
 # ------------------------------------------------------------------------------------------
 
@@ -133,11 +201,19 @@ def warm_cache(paths: Iterable[Path]) -> None:
                         pass
 
 
-def run_rounds(contenders: list[Contender], rounds: int, rss_file: Path) -> None:
-    """Time every contender once per round."""
+def run_rounds(contenders: list[Contender], rounds: int, rss_file: Path) -> dict[str, Any]:
+    """Time every contender once per round; return how busy the machine was meanwhile."""
+    first = before = sample_load()
+    per_round = []
     for r in range(rounds):
         # ABBA: reversing every other round cancels a linear drift and any position effect.
         order = contenders if r % 2 == 0 else list(reversed(contenders))
         print(f"  round {r + 1}/{rounds}", flush=True)
         for c in order:
             run_once(c, rss_file)
+        after = sample_load()
+        load = load_between(before, after)
+        print(f"    machine: {describe_load(load)}", flush=True)
+        per_round.append({"round": r + 1, **load})
+        before = after
+    return {**load_between(first, before), "rounds": per_round}

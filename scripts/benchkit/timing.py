@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .contenders import (
     backup_contenders,
@@ -25,6 +26,7 @@ class TreeResult:
     tree: Tree
     rounds: int
     contenders: list[Contender]
+    machine_load: dict[str, Any]  # how busy the machine was during the rounds
 
     def by_key(self) -> dict[str, Contender]:
         return {c.key: c for c in self.contenders}
@@ -36,6 +38,7 @@ class PerDatabaseResult:
     few: Tree
     rounds: int
     contenders: list[Contender]
+    machine_load: dict[str, Any]
 
 
 def _fresh(scratch: Path) -> Path:
@@ -51,9 +54,9 @@ def bench_tree(tree: Tree, rounds: int, with_restore: bool, scratch_root: Path) 
     contenders += verify_contenders(tree, scratch, archive, with_restore)
     warm_cache(tree.inputs)
     warm_cache(prepared)
-    run_rounds(contenders, rounds, scratch / "rss.txt")
+    load = run_rounds(contenders, rounds, scratch / "rss.txt")
     remove(scratch)
-    return TreeResult(tree, rounds, contenders)
+    return TreeResult(tree, rounds, contenders, load)
 
 
 def bench_per_database(many: Tree, few: Tree, rounds: int, scratch_root: Path) -> PerDatabaseResult:
@@ -62,6 +65,6 @@ def bench_per_database(many: Tree, few: Tree, rounds: int, scratch_root: Path) -
     contenders = per_database_contenders(many, few, scratch)
     for tree in (many, few):
         warm_cache(tree.inputs)
-    run_rounds(contenders, rounds, scratch / "rss.txt")
+    load = run_rounds(contenders, rounds, scratch / "rss.txt")
     remove(scratch)
-    return PerDatabaseResult(many, few, rounds, contenders)
+    return PerDatabaseResult(many, few, rounds, contenders, load)
