@@ -123,6 +123,8 @@ def print_writer(result: dict[str, Any]) -> None:
         f"== gateway writers during a default backup of the {result['tree']} "
         f"({result['backup_s']:.1f} s, exit {result['backup_exit']}):"
     )
+    if result.get("backup_error"):
+        print(f"  backup failed: {result['backup_error']}")
     heads = ("commits", "failed", "p50 ms", "p99 ms", "max ms")
     print(f"  {'writer on':<20} " + " ".join(f"{h:>8}" for h in heads))
     for r in result["writers"]:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .files import remove
-from .procs import backupkit_cmd
+from .procs import backupkit_cmd, child_env
+from .settings import ROOT
 from .targets import writer_target
 from .trees import Tree
 
@@ -105,6 +106,8 @@ def bench_writer(tree: Tree, scratch_root: Path) -> dict[str, Any]:
         capture_output=True,
         text=True,
         check=False,
+        env=child_env(),
+        cwd=ROOT,
     )
     backup_s = time.perf_counter() - started
     time.sleep(SETTLE_S)
@@ -114,9 +117,11 @@ def bench_writer(tree: Tree, scratch_root: Path) -> dict[str, Any]:
     rows = [w.summary() for w in writers]
     worst = max((r["max_ms"] or 0.0) for r in rows) if rows else None
     failed = sum(r["failed"] for r in rows)
+    err_lines = proc.stderr.strip().splitlines()
     return {
         "tree": tree.spec.label,
         "backup_exit": proc.returncode,
+        "backup_error": err_lines[-1] if proc.returncode != 0 and err_lines else None,
         "backup_s": backup_s,
         "writers": rows,
         "target": writer_target(worst, failed, proc.returncode),
