@@ -30,8 +30,11 @@ from .settings import (
     DEFAULT_ROUNDS,
     DEFAULT_SIZE_GIB,
     QUICK_SIZE_GIB,
+    SMOKE_AGENTS,
+    SMOKE_SIZE_GIB,
     ZSTD_LEVEL,
     Paths,
+    shown,
 )
 
 
@@ -57,25 +60,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--agents",
         type=int,
-        default=DEFAULT_AGENTS,
-        help=f"agents per sized tree (default {DEFAULT_AGENTS})",
+        default=None,
+        help=f"agents per sized tree (default {DEFAULT_AGENTS}; {SMOKE_AGENTS} with --smoke)",
     )
     parser.add_argument(
         "--agents1000",
         action="store_true",
-        help="also time 1,000 agents x 1 MiB against the same bytes in a few databases",
+        help="also time 1,000 agents x 1 MiB against the same bytes in a few databases "
+        "(40 agents x 64 KiB with --smoke)",
     )
     parser.add_argument(
-        "--rounds", type=int, default=None, help=f"rounds (default {DEFAULT_ROUNDS})"
+        "--rounds", type=int, default=None, help="rounds (default 3; 1 with --quick or --smoke)"
     )
     parser.add_argument(
         "--json",
         type=Path,
-        default=Paths(DEFAULT_BENCH_DIR).default_json,
-        help="where to write results",
+        default=None,
+        help="where to write results (default results.json in the bench dir)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: one 200 MiB tree, one round"
+        "--quick", action="store_true", help="short run: one 200 MiB tree, one round"
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="check that every part runs, in seconds: one 8 MiB tree of 8 agents, one round "
+        "(the timings mean little at that size)",
     )
     parser.add_argument(
         "--breakdown",
@@ -86,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-writer",
         action="store_true",
         help="skip timing a gateway writer's commits during a backup of the first tree",
+    )
+    parser.add_argument(
+        "--bench-dir",
+        type=Path,
+        default=DEFAULT_BENCH_DIR,
+        help="where cached trees, scratch files and the lock live (default .bench/ in the "
+        "checkout)",
     )
     return parser
 
@@ -98,19 +115,27 @@ class Options:
     args: argparse.Namespace
     paths: Paths
 
+    @property
+    def json_out(self) -> Path:
+        return self.args.json if self.args.json is not None else self.paths.default_json
+
 
 def parse_options(argv: Sequence[str] | None) -> Options:
     parser = build_parser()
     args = parser.parse_args(argv)
-    sizes = args.sizes or [QUICK_SIZE_GIB if args.quick else DEFAULT_SIZE_GIB]
-    agents = args.agents
-    rounds = args.rounds if args.rounds is not None else (1 if args.quick else DEFAULT_ROUNDS)
+    quick = args.quick or args.smoke
+    default_size = SMOKE_SIZE_GIB if args.smoke else QUICK_SIZE_GIB if quick else DEFAULT_SIZE_GIB
+    sizes = args.sizes or [default_size]
+    default_agents = SMOKE_AGENTS if args.smoke else DEFAULT_AGENTS
+    agents = args.agents if args.agents is not None else default_agents
+    rounds = args.rounds if args.rounds is not None else (1 if quick else DEFAULT_ROUNDS)
     if rounds < 1 or agents < 1:
         parser.error("--rounds and --agents must be at least 1")
     for tool in ("sqlite3", "zstd", "tar", "bash"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is not on PATH (scripts/bench installs it)")
-    return Options(sizes, agents, rounds, args, Paths(DEFAULT_BENCH_DIR))
+    # Contenders run from the checkout: a relative bench dir must not follow them there.
+    return Options(sizes, agents, rounds, args, Paths(args.bench_dir.resolve()))
 
 
 def _time_trees(
@@ -176,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_options(argv)
     args, paths = opts.args, opts.paths
     specs = trees.sized_specs(opts.sizes, opts.agents)
-    per_db_specs = trees.per_database_specs() if args.agents1000 else None
+    per_db_specs = trees.per_database_specs(args.smoke) if args.agents1000 else None
     want_hash = trees.fixture_hash()
     problems = trees.check_space(specs + list(per_db_specs or ()), want_hash, paths)
     if problems:
@@ -190,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        print("bench: another scripts/bench is running on this checkout", file=sys.stderr)
+        print(f"bench: another scripts/bench is running on {shown(paths.bench)}", file=sys.stderr)
         return 3
     remove(paths.scratch)
     paths.scratch.mkdir(parents=True)
@@ -203,8 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "agents": opts.agents,
             "rounds": opts.rounds,
             "quick": args.quick,
+            "smoke": args.smoke,
             "zstd_level": ZSTD_LEVEL,
             "restore_benched": with_restore,
+            "bench_dir": os.fspath(paths.bench),
         },
         "trees": [],
     }
@@ -237,5 +264,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             "code: run again for a clean comparison",
             file=sys.stderr,
         )
-    report.write_json(out, args.json)
+    report.write_json(out, opts.json_out)
     return 0

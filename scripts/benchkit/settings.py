@@ -11,6 +11,7 @@ from ._backupkit import COMPRESSION_LEVELS
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_BENCH_DIR = ROOT / ".bench"
 
+KIB = 1 << 10
 MIB = 1 << 20
 GIB = 1 << 30
 MB = 1_000_000  # throughput is reported in decimal MB/s, like disk and network figures
@@ -19,8 +20,13 @@ DEFAULT_SIZE_GIB = 2.0
 DEFAULT_AGENTS = 40  # + global, quarantine and foreign databases = 43, like the issue's 41+
 DEFAULT_ROUNDS = 3
 QUICK_SIZE_GIB = 200 / 1024
+# --smoke: every part of a run in a few seconds, on trees too small for the timings to mean much.
+SMOKE_SIZE_GIB = 8 / 1024
+SMOKE_AGENTS = 8
 MANY_AGENTS = 1000
 MANY_BYTES_PER_AGENT = 1 * MIB
+SMOKE_MANY_AGENTS = 40
+SMOKE_MANY_BYTES_PER_AGENT = 64 * KIB
 FEW_AGENTS = 8  # the four special agents of the fixture plus four ordinary ones
 # The naive pipeline and the floor compress at backupkit's default level.
 ZSTD_LEVEL = COMPRESSION_LEVELS["default"]
@@ -64,3 +70,8 @@ def human(n: float) -> str:
         if n >= scale:
             return f"{n / scale:.2f} {unit}"
     return f"{n / 1024:.0f} KiB"
+
+
+def round_size(n: int) -> str:
+    """A size that is a whole number of MiB or KiB, as in a tree's label: 1 MiB, 64 KiB."""
+    return f"{n // MIB} MiB" if n % MIB == 0 else f"{n // KIB} KiB"

@@ -32,8 +32,11 @@ from .settings import (
     MANY_AGENTS,
     MANY_BYTES_PER_AGENT,
     ROOT,
+    SMOKE_MANY_AGENTS,
+    SMOKE_MANY_BYTES_PER_AGENT,
     Paths,
     human,
+    round_size,
     shown,
 )
 
@@ -80,11 +83,16 @@ def sized_specs(sizes: Sequence[float], agents: int) -> list[TreeSpec]:
     return [TreeSpec(size_label(s), agents, int(s * GIB) // agents) for s in sizes]
 
 
-def per_database_specs() -> tuple[TreeSpec, TreeSpec]:
+def per_database_specs(smoke: bool) -> tuple[TreeSpec, TreeSpec]:
     """Many small agent databases, and a few agents holding the same bytes."""
-    many_bytes = MANY_AGENTS * MANY_BYTES_PER_AGENT
+    many_agents, per_agent = (
+        (SMOKE_MANY_AGENTS, SMOKE_MANY_BYTES_PER_AGENT)
+        if smoke
+        else (MANY_AGENTS, MANY_BYTES_PER_AGENT)
+    )
+    many_bytes = many_agents * per_agent
     return (
-        TreeSpec("1,000 agents x 1 MiB", MANY_AGENTS, MANY_BYTES_PER_AGENT),
+        TreeSpec(f"{many_agents:,} agents x {round_size(per_agent)}", many_agents, per_agent),
         TreeSpec(f"{FEW_AGENTS} agents, same bytes", FEW_AGENTS, many_bytes // FEW_AGENTS),
     )
 
