@@ -5,17 +5,17 @@ the stage breakdown and the default compression level reach inside the package. 
 modules move, this file is the one to change.
 """
 
-from backupkit.capture import capture_database
-from backupkit.discover import DatabaseSource
-from backupkit.pack import COMPRESSION_LEVELS
-from backupkit.sqlite_files import connect_snapshot, integrity_check
-from backupkit.verify import check_database_file
+from backupkit.archive.writer import COMPRESSION_LEVELS
+from backupkit.backup.capture import capture_database
+from backupkit.sqlite.check import check_database, integrity_check
+from backupkit.sqlite.connect import connect_snapshot
+from backupkit.state.discover import DatabaseSource
 
 __all__ = [
     "COMPRESSION_LEVELS",
     "DatabaseSource",
     "capture_database",
-    "check_database_file",
+    "check_database",
     "connect_snapshot",
     "integrity_check",
 ]

@@ -7,7 +7,8 @@ pipeline that does all the stages, however well it overlaps them.
 - capture: backupkit's own `capture_database` on every database of the tree, as a backup calls
   it: checkpoint, `VACUUM INTO` a private snapshot, then the snapshot's `integrity_check`. Like
   every backup, it checkpoints the cached tree's WAL files.
-- check: verify's `check_database_file` on each snapshot (integrity, foreign keys, schema_meta),
+- check: `check_database` (the one check capture, verify and restore run) on each snapshot
+  (integrity, foreign keys, schema_meta),
   and the `integrity_check` alone through backupkit's snapshot connection, with and without the
   mmap that capture uses. These run inside capture and verify already, so they are shown, not
   added to the sums.
@@ -28,7 +29,7 @@ import zstandard  # backupkit's own dependency, so it is in the venv
 from ._backupkit import (
     DatabaseSource,
     capture_database,
-    check_database_file,
+    check_database,
     connect_snapshot,
     integrity_check,
 )
@@ -62,7 +63,7 @@ def _capture_all(sources: list[DatabaseSource], snap: Path) -> list[tuple[Path, 
     snaps = []
     for i, source in enumerate(sources):
         captured = capture_database(source, snap / f"{i:05d}.sqlite")
-        if not captured.ok:
+        if captured.integrity != "ok":
             print(f"      {source.archive_path}: {captured.integrity}", flush=True)
         if captured.captured_as == "snapshot":
             snaps.append((captured.file, source.archive_path))
@@ -71,7 +72,7 @@ def _capture_all(sources: list[DatabaseSource], snap: Path) -> list[tuple[Path, 
 
 def _verify_check_all(snaps: list[tuple[Path, str]]) -> None:
     for path, archive_path in snaps:
-        check = check_database_file(path, archive_path)
+        check = check_database(path)
         if check.integrity != "ok":
             print(f"      {archive_path}: {check.integrity}", flush=True)
 
@@ -117,7 +118,7 @@ def bench_breakdown(tree: Tree, scratch_root: Path) -> list[dict[str, Any]]:
     z = scratch / "z"
     stages: list[tuple[str, str, Callable[[], None]]] = [
         ("capture", "capture_database (checkpoint, VACUUM INTO, check)", capture),
-        ("check", "check_database_file (verify's checks)", lambda: _verify_check_all(snaps)),
+        ("check", "check_database (the one database check)", lambda: _verify_check_all(snaps)),
         (
             "check",
             "integrity_check alone, mmap (capture's)",
