@@ -8,7 +8,8 @@ archive has one known shape):
   or `external/`, or is `manifest.json`; so two spellings of one path can never both pass, and
   every later comparison of names may be lexical;
 - a member is a regular file, a directory or a symlink: never a hard link, device, fifo or an
-  unknown type; never a database sidecar (`-wal`, `-shm`, `-journal`);
+  unknown type; never a database sidecar (`-wal`, `-shm`, `-journal`); never named like one of
+  backupkit's own files (the lock, the restore journal, restore and staging temporaries);
 - no member lies under a symlink member (a link planted by the archive is never written through);
 - a restored mode keeps permission and sticky bits only (no setuid or setgid from an archive);
 - a destination is computed from a checked name and must stay lexically inside its root.
@@ -22,10 +23,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import IntegrityError
-from ..fsutil import lexically_within
+from ..fsutil import STAGING_PREFIX, lexically_within
+from ..state.layout import JOURNAL_NAME, LOCK_NAME, RESTORE_TEMP_PREFIX
 from .format import MANIFEST_NAME, SIDECAR_SUFFIXES
 
 ROOTS = ("state", "external")
+# backupkit's own files: a member named like one could plant a journal (whose recovery renames
+# and unlinks what it names), a lock, or a file that looks like a restore's temporary.
+_OWN_TOP_LEVEL = (f"state/{LOCK_NAME}", f"state/{JOURNAL_NAME}")
+_OWN_PREFIXES = (RESTORE_TEMP_PREFIX, STAGING_PREFIX, ".backupkit-restore-")
 
 
 def name_defect(name: str) -> str | None:
@@ -45,6 +51,8 @@ def name_defect(name: str) -> str | None:
         return f"member {name!r} lies outside state/ and external/"
     if name.endswith(SIDECAR_SUFFIXES):
         return f"member {name!r} is a SQLite sidecar, which an archive must never hold"
+    if name.startswith(_OWN_TOP_LEVEL) or parts[-1].startswith(_OWN_PREFIXES):
+        return f"member {name!r} is named like one of backupkit's own files"
     return None
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..archive.manifest import FileKind, Role, SkippedEntry
+from ..archive.policy import name_defect
 from ..errors import from_os_error
 from ..fsutil import is_within
 from ..sqlite.connect import has_sqlite_header
@@ -190,6 +191,13 @@ class _Walker:
             self._skip(path, "no-workspaces")
             return
         mode = st.st_mode
+        if not stat.S_ISREG(mode) or not _sidecar_reason(rel.name):
+            # The one member policy decides what an archive may hold; what it would refuse is
+            # never packed (a user file named like backupkit's own, say), so every archive a
+            # backup writes is one verify accepts.
+            if name_defect(archive_of(path, rel)) and not _own_state_file(rel, in_state):
+                self._skip(path, "reserved-name")
+                return
         if stat.S_ISLNK(mode):
             target = os.readlink(path)
             resolved = os.path.normpath(os.path.join(path.parent, target))
@@ -393,3 +401,15 @@ def _is_database(path: Path) -> bool:
         return has_sqlite_header(path)
     except OSError:
         return False
+
+
+def _own_state_file(rel: PurePosixPath, in_state: bool) -> bool:
+    """backupkit's lock, journal and restore temporaries: skipped below with reasons of their
+    own."""
+    if not in_state:
+        return False
+    return (
+        rel == PurePosixPath(LOCK_NAME)
+        or (len(rel.parts) == 1 and rel.name.startswith(JOURNAL_NAME))
+        or rel.name.startswith(RESTORE_TEMP_PREFIX)
+    )
