@@ -224,7 +224,9 @@ def _parse(values: tuple[object, ...]) -> Row | str:
     payload: dict[str, Any] | None = None
     if manifest_json is not None:
         try:
-            parsed = orjson.loads(manifest_json)  # type: ignore[arg-type]
+            if not isinstance(manifest_json, str | bytes | bytearray | memoryview):
+                raise TypeError("manifest_json is neither text nor a blob")
+            parsed = orjson.loads(manifest_json)
         except (orjson.JSONDecodeError, TypeError):
             return f"ledger row {row_id} ({status}) holds manifest_json that is not JSON"
         if not isinstance(parsed, dict):
