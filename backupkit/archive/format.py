@@ -14,12 +14,13 @@ import re
 import secrets
 import struct
 from datetime import UTC, datetime
+from typing import Final
 
 ARCHIVE_PREFIX = "openclaw-backup-"
 ARCHIVE_SUFFIX = ".tar.zst"
 ARCHIVE_MODE = 0o600
 MANIFEST_NAME = "manifest.json"
-FORMAT = "backupkit-archive"
+FORMAT: Final = "backupkit-archive"
 FORMAT_VERSION = 1
 
 # A database's sidecars: never members, never copied live, moved aside on an in-place restore.

@@ -21,6 +21,7 @@ from .format import FORMAT, FORMAT_VERSION
 MAX_MANIFEST_BYTES = 64 << 20
 
 Role = Literal["global", "agent", "other"]
+CapturedAs = Literal["snapshot", "raw-copy"]
 FileKind = Literal[
     "config", "credential", "auth-profile", "workspace", "legacy", "state", "external"
 ]
@@ -52,7 +53,7 @@ class DatabaseEntry(_Model):
     integrity: str = Field(description='"ok" or the first error line of PRAGMA integrity_check')
     checkpoint: Checkpoint | None = None
     mode: int | None = Field(default=None, description="permission bits of the live file")
-    captured_as: Literal["snapshot", "raw-copy"] = Field(
+    captured_as: CapturedAs = Field(
         default="snapshot",
         description="snapshot: VACUUM INTO; raw-copy: SQLite could not read it, bytes kept as-is",
     )

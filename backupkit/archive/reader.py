@@ -49,6 +49,7 @@ class _BoundedTarInfo(tarfile.TarInfo):
             raise tarfile.HeaderError(
                 f"an extended header claims {self.size} bytes (at most {MAX_HEADER_BYTES})"
             )
+        # _proc_member is tarfile's private hook, overridden on purpose; typeshed omits it.
         return super()._proc_member(tarfile_)  # type: ignore[misc,no-any-return]
 
 
@@ -97,7 +98,7 @@ class ZstdFrameReader:
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
-            parts = []
+            parts: list[bytes] = []
             while True:
                 part = self.read(READ_CHUNK)
                 if not part:
@@ -227,6 +228,7 @@ def iter_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile,
         frame_size, sealed = read_seal(fh)
         stream = ZstdFrameReader(fh, limit=frame_size)
         try:
+            # typeshed wants a full file object; in "r|" mode tarfile only calls read().
             with tarfile.open(  # type: ignore[call-overload]
                 fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo
             ) as tar:

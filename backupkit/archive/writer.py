@@ -94,7 +94,8 @@ class _CompressorThread:
         self._queue.put(None)
         self._thread.join()
         self._raise_if_failed()
-        self._zstd.close()
+        # zstandard's stub leaves ZstdCompressionWriter.close() unannotated.
+        self._zstd.close()  # type: ignore[no-untyped-call]
 
     def abandon(self) -> None:
         self._error = self._error or RuntimeError("abandoned")
@@ -144,9 +145,11 @@ class ArchiveWriter:
         self._raw = os.fdopen(fd, "wb", buffering=COPY_CHUNK)
         self._sealer = _HashingSink(self._raw)
         cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=threads)
-        self._zstd = _CompressorThread(cctx.stream_writer(self._sealer, closefd=False))
-        self._tar = tarfile.open(  # noqa: SIM115 - closed by finish()
-            fileobj=self._zstd,  # type: ignore[arg-type]
+        # zstandard's stub asks for IO[bytes]; the stream writer only calls write() and flush().
+        self._zstd = _CompressorThread(cctx.stream_writer(self._sealer, closefd=False))  # type: ignore[arg-type]
+        # typeshed wants a full file object; in "w" mode tarfile only calls write() and tell().
+        self._tar = tarfile.open(  # type: ignore[call-overload]  # noqa: SIM115 - closed by finish()
+            fileobj=self._zstd,
             mode="w",
             format=tarfile.PAX_FORMAT,
         )
@@ -178,7 +181,7 @@ class ArchiveWriter:
             info.size = st.st_size
             reader = _HashingReader(fh)
             try:
-                self._tar.addfile(info, reader)  # type: ignore[arg-type]
+                self._tar.addfile(info, reader)
             except tarfile.ReadError as err:
                 raise EnvironmentFault(
                     f"{src} shrank while it was being archived: run the backup again"

@@ -16,7 +16,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..archive.manifest import Checkpoint, Role
+from ..archive.manifest import CapturedAs, Checkpoint, Role
 from ..errors import from_os_error, from_sqlite_error, is_database_defect
 from ..sqlite.check import NOT_A_DATABASE, check_database, error_text, source_findings
 from ..sqlite.connect import connect_live, has_sqlite_header
@@ -33,7 +33,7 @@ READ_WAIT_S = 30.0
 class CapturedDatabase:
     source: DatabaseSource
     file: Path
-    captured_as: str
+    captured_as: CapturedAs
     role: Role
     agent_id: str | None
     schema_version: int | None

@@ -438,6 +438,6 @@ def _pack_database(writer: ArchiveWriter, captured: CapturedDatabase) -> Databas
         integrity=captured.integrity,
         checkpoint=captured.checkpoint,
         mode=captured.mode,
-        captured_as=captured.captured_as,  # type: ignore[arg-type]
+        captured_as=captured.captured_as,
         findings=captured.findings,
     )

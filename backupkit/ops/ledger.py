@@ -223,7 +223,9 @@ def _parse(values: tuple[object, ...]) -> Row | str:
     payload: dict[str, Any] | None = None
     if manifest_json is not None:
         try:
-            parsed = jsonio.loads(manifest_json)  # type: ignore[arg-type]
+            if not isinstance(manifest_json, str | bytes):
+                raise TypeError("manifest_json is neither text nor a blob")
+            parsed = jsonio.loads(manifest_json)
         except (ValueError, TypeError):
             return f"ledger row {row_id} ({status}) holds manifest_json that is not JSON"
         if not isinstance(parsed, dict):

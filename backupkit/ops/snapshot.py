@@ -12,6 +12,7 @@ import os
 import shlex
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 from ..archive.manifest import Manifest
 from ..backup.pipeline import BackupResult, create_backup
@@ -48,7 +49,7 @@ class SafetySnapshot:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> Literal[False]:
         if exc is not None:
             message = (
                 f"backupkit: the migration failed; to roll the state back to the snapshot taken "

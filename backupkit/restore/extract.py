@@ -14,7 +14,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from ..archive.reader import iter_members
 from ..errors import IntegrityError, from_os_error
@@ -36,7 +36,7 @@ class Placement:
     target: str = ""  # symlink text
 
 
-def _write_file(src: BinaryIO, place: Placement, name: str) -> None:
+def _write_file(src: IO[bytes], place: Placement, name: str) -> None:
     place.path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(
@@ -82,7 +82,7 @@ def extract(archive: Path, placements: dict[str, Placement]) -> list[Path]:
                     raise IntegrityError(f"{member.name}: not a regular file in the archive")
                 src = tar.extractfile(member)
                 assert src is not None
-                _write_file(src, place, member.name)  # type: ignore[arg-type]
+                _write_file(src, place, member.name)
                 written.append(place.path)
             elif place.kind == "dir":
                 place_dir(member.name, place.path)

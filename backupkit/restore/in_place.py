@@ -28,6 +28,7 @@ from .databases import finish_databases
 from .extract import Placement, extract
 from .journal import Entry, Journal, finish, recover, rollback_staging, swap_entry, temp_sibling
 from .plan import (
+    Action,
     Member,
     PlannedItem,
     RestoreReport,
@@ -131,11 +132,12 @@ def _plan(
         if lexically_within(dest, state):
             _refuse_symlinked_parents(dest, state)
         exists = os.path.lexists(dest)
+        action: Action
         if m.kind == "dir":
             action = "keep" if exists else "create"
         else:
             action = "replace" if exists else "create"
-        items.append(PlannedItem(action, os.fspath(dest), m.kind, m.size_bytes, m.archive_path))  # type: ignore[arg-type]
+        items.append(PlannedItem(action, os.fspath(dest), m.kind, m.size_bytes, m.archive_path))
         placed.append((m, dest))
     extras: list[PlannedItem] = []
     inv = discover(layout)

@@ -9,7 +9,7 @@ from ..archive.manifest import Manifest
 from ..errors import IntegrityError
 from ..progress import ProgressCallback, emit
 from ..sqlite.check import DatabaseCheck
-from ..verify.scan import MemberSink, scan_archive
+from ..verify.scan import MemberSink, ScanResult, scan_archive
 
 
 def proven_scan(
@@ -19,6 +19,7 @@ def proven_scan(
     Without a sink the databases are not opened here: each one is checked where it is placed,
     with the same check, after its bytes matched the manifest's sha256 on the way in."""
     emit(progress, "verify", 0, 1, os.fspath(archive))
+    result: ScanResult | None
     try:
         result = scan_archive(
             archive, progress=progress, check_databases=sink is not None, sink=sink

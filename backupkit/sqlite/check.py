@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 # byte for byte, and is a finding rather than a damaged database.
 NOT_A_DATABASE = "file is not a database"
 
+# What sqlite3 hands back for a column value, with no converters registered.
+SQLiteValue = int | float | str | bytes | None
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -40,9 +43,11 @@ class Identity:
     user_version: int
 
 
-def _as_int(value: object) -> int | None:
+def _as_int(value: SQLiteValue) -> int | None:
+    if value is None:
+        return None
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(value)
     except (TypeError, ValueError):
         return None
 
@@ -55,7 +60,7 @@ def read_identity(conn: sqlite3.Connection) -> Identity:
     """
     user_version = conn.execute("PRAGMA user_version").fetchone()[0]
     cols = [row[1] for row in conn.execute("PRAGMA table_info(schema_meta)")]
-    meta: dict[str, object] = {}
+    meta: dict[str, SQLiteValue] = {}
     if "role" in cols:
         cur = conn.execute("SELECT * FROM schema_meta LIMIT 1")
         names = [d[0] for d in cur.description]

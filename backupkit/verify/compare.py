@@ -70,6 +70,6 @@ def compare(
         if name not in listed:
             defects.append(f"{name}: in the archive but not in the manifest")
     links = {n for n, s in seen.items() if s.kind == "symlink"}
-    for name, link in under_symlink(seen, links).items():
-        defects.append(f"{name}: lies under the symlink {link}")
+    for name, link_name in under_symlink(seen, links).items():
+        defects.append(f"{name}: lies under the symlink {link_name}")
     return defects
