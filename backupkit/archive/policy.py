@@ -8,8 +8,9 @@ archive has one known shape):
   or `external/`, or is `manifest.json`; so two spellings of one path can never both pass, and
   every later comparison of names may be lexical;
 - a member is a regular file, a directory or a symlink: never a hard link, device, fifo or an
-  unknown type; never a database sidecar (`-wal`, `-shm`, `-journal`); never named like one of
-  backupkit's own files (the lock, the restore journal, restore and staging temporaries);
+  unknown type; never a database's sidecar (`X-wal`, `X-shm`, `X-journal` beside a database
+  member `X`; a user's `notes-journal` is just a file); never named like one of backupkit's
+  own files (the lock, the restore journal, restore and staging temporaries);
 - no member lies under a symlink member (a link planted by the archive is never written through);
 - a restored mode keeps permission and sticky bits only (no setuid or setgid from an archive);
 - a destination is computed from a checked name and must stay lexically inside its root.
@@ -49,8 +50,6 @@ def name_defect(name: str) -> str | None:
         return f"member {name!r} has a NUL byte in its name"
     if parts[0] not in ROOTS or len(parts) < 2:
         return f"member {name!r} lies outside state/ and external/"
-    if name.endswith(SIDECAR_SUFFIXES):
-        return f"member {name!r} is a SQLite sidecar, which an archive must never hold"
     if name.startswith(_OWN_TOP_LEVEL) or parts[-1].startswith(_OWN_PREFIXES):
         return f"member {name!r} is named like one of backupkit's own files"
     return None
@@ -84,6 +83,13 @@ def under_symlink(names: Iterable[str], links: set[str]) -> dict[str, str]:
                 found[name] = parent
                 break
     return found
+
+
+def sidecars(names: Iterable[str], databases: set[str]) -> list[str]:
+    """The names that are a sidecar of one of the database members."""
+    return [
+        n for n in names for s in SIDECAR_SUFFIXES if n.endswith(s) and n[: -len(s)] in databases
+    ]
 
 
 def safe_mode(mode: int) -> int:

@@ -107,13 +107,41 @@ def _excluded(rel: PurePosixPath, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(text, p) or fnmatch.fnmatchcase(rel.name, p) for p in patterns)
 
 
-def _sidecar_reason(name: str) -> str | None:
+def _looks_like_database(path: Path, size: int) -> bool:
+    """By content, not by name: the 16-byte SQLite header (a database is at least one 512-byte
+    page, so a smaller file is none)."""
+    if size < 512:
+        return False
+    try:
+        return has_sqlite_header(path)
+    except OSError:
+        return False  # unreadable: archived as a file, and the archive step says why it failed
+
+
+def _sidecar_reason(path: Path, rel: PurePosixPath, in_state: bool) -> str | None:
+    """Why a file is left out as a sidecar or a runtime file of the gateway, or None.
+
+    Only real sidecars go: `X-wal`, `X-shm`, `X-journal` beside a database `X`. Lock and pid
+    files go only where the gateway keeps its own (the top of the state dir, `state/`, and the
+    legacy `*.jsonl.lock` session locks); a workspace's `Cargo.lock` or `yarn.lock` is user data.
+    """
+    name = rel.name
     for suffix, reason in SIDECAR_REASONS.items():
         if name.endswith(suffix):
-            return reason
-    if name.endswith(".lock"):
+            base = Path(os.fspath(path)[: -len(suffix)])
+            try:
+                st = base.stat()
+            except OSError:
+                return None
+            if stat.S_ISREG(st.st_mode) and (
+                base.name.endswith(".sqlite") or _looks_like_database(base, st.st_size)
+            ):
+                return reason
+            return None
+    gateway_place = in_state and (len(rel.parts) == 1 or rel.parts[0] == "state")
+    if name.endswith(".lock") and (gateway_place or (in_state and name.endswith(".jsonl.lock"))):
         return "lock-file"
-    if name.endswith(".pid"):
+    if name.endswith(".pid") and gateway_place:
         return "pid-file"
     return None
 
@@ -191,13 +219,12 @@ class _Walker:
             self._skip(path, "no-workspaces")
             return
         mode = st.st_mode
-        if not stat.S_ISREG(mode) or not _sidecar_reason(rel.name):
-            # The one member policy decides what an archive may hold; what it would refuse is
-            # never packed (a user file named like backupkit's own, say), so every archive a
-            # backup writes is one verify accepts.
-            if name_defect(archive_of(path, rel)) and not _own_state_file(rel, in_state):
-                self._skip(path, "reserved-name")
-                return
+        # The one member policy decides what an archive may hold; what it would refuse is never
+        # packed (a user file named like backupkit's own, say), so every archive a backup
+        # writes is one verify accepts.
+        if name_defect(archive_of(path, rel)) and not _own_state_file(rel, in_state):
+            self._skip(path, "reserved-name")
+            return
         if stat.S_ISLNK(mode):
             target = os.readlink(path)
             resolved = os.path.normpath(os.path.join(path.parent, target))
@@ -229,11 +256,13 @@ class _Walker:
         ):
             self._skip(path, "restore-in-progress")
             return
-        sidecar = _sidecar_reason(rel.name)
+        sidecar = _sidecar_reason(path, rel, in_state)
         if sidecar:
             self._skip(path, sidecar)
             return
-        if in_state and rel.name.endswith(".sqlite"):
+        if in_state and (
+            rel.name.endswith(".sqlite") or _looks_like_database(path, st.st_size)
+        ):
             self.sqlite_candidates.append((path, rel, st.st_size))
             return
         self.inv.files.append(
@@ -335,7 +364,7 @@ def _classify_databases(inv: Inventory, candidates: list[tuple[Path, PurePosixPa
         ):
             role, found_by, agent_id = "agent", f"agent directory agents/{parts[1]}", None
         else:
-            role, found_by, agent_id = "other", "*.sqlite under the state dir", None
+            role, found_by, agent_id = "other", "SQLite database under the state dir", None
         by_real[os.path.realpath(path)] = DatabaseSource(
             path=path,
             archive_path=_state_archive_path(rel),

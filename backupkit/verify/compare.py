@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..archive.manifest import Manifest
-from ..archive.policy import under_symlink
+from ..archive.policy import sidecars, under_symlink
 from ..sqlite.check import DatabaseCheck, archive_defects
 
 
@@ -69,6 +69,8 @@ def compare(
     for name in seen:
         if name not in listed:
             defects.append(f"{name}: in the archive but not in the manifest")
+    for name in sidecars(seen, {d.archive_path for d in manifest.databases}):
+        defects.append(f"member {name!r} is a SQLite sidecar, which an archive must never hold")
     links = {n for n, s in seen.items() if s.kind == "symlink"}
     for name, link_name in under_symlink(seen, links).items():
         defects.append(f"{name}: lies under the symlink {link_name}")
