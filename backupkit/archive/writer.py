@@ -14,13 +14,14 @@ import os
 import queue
 import tarfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import zstandard
 
-from ..errors import EnvironmentFault, from_os_error
+from ..errors import from_os_error
 from .format import ARCHIVE_MODE, seal_bytes
 
 COPY_CHUNK = 1 << 20
@@ -33,6 +34,7 @@ COMPRESSION_LEVELS = {"fast": 1, "default": 3, "small": 9}
 class Written:
     size_bytes: int
     sha256: str
+    changed: bool = False  # the file changed while it was read: the member holds what was read
 
 
 @dataclass(frozen=True)
@@ -120,15 +122,33 @@ class _HashingSink:
 
 
 class _HashingReader:
-    """Feeds tarfile exactly the bytes it asks for and hashes them on the way."""
+    """Feeds tarfile exactly the `size` bytes its header declared, and hashes them on the way.
 
-    def __init__(self, fh: BinaryIO) -> None:
+    A file that shrinks while it is read cannot take back the header already written: the
+    missing tail is stored as zeros and the read is marked `short`, so the member stays exactly
+    as long as declared and its hash is the hash of the bytes stored."""
+
+    def __init__(
+        self, fh: BinaryIO, size: int, on_bytes: Callable[[int], None] | None = None
+    ) -> None:
         self._fh = fh
+        self._left = size
+        self._done = 0
+        self._on_bytes = on_bytes
+        self.short = False
         self.digest = hashlib.sha256()
 
     def read(self, size: int = -1) -> bytes:
-        data = self._fh.read(size)
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._fh.read(want) if want else b""
+        if len(data) < want:
+            self.short = True
+            data += bytes(want - len(data))
+        self._left -= len(data)
+        self._done += len(data)
         self.digest.update(data)
+        if self._on_bytes is not None and data:
+            self._on_bytes(self._done)
         return data
 
 
@@ -167,10 +187,21 @@ class ArchiveWriter:
         info.uname = info.gname = ""
         return info
 
-    def add_file(self, src: Path, name: str, *, mode: int | None = None) -> Written:
-        """Stream a regular file in; never follows a symlink put in its place."""
+    def add_file(
+        self,
+        src: Path,
+        name: str,
+        *,
+        mode: int | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> Written:
+        """Stream a regular file in; never follows a symlink put in its place. Raises
+        FileNotFoundError, untouched, for a file that is gone: the caller decides what a
+        vanished file means. `on_bytes` hears how many bytes of it were read so far."""
         try:
             fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise
         except OSError as err:
             raise from_os_error(err, "reading a file to archive") from err
         with open(fd, "rb", buffering=0) as fh:
@@ -179,16 +210,14 @@ class ArchiveWriter:
                 name, st, mode=mode if mode is not None else st.st_mode & 0o7777, mtime=st.st_mtime
             )
             info.size = st.st_size
-            reader = _HashingReader(fh)
+            reader = _HashingReader(fh, st.st_size, on_bytes)
             try:
                 self._tar.addfile(info, reader)
-            except tarfile.ReadError as err:
-                raise EnvironmentFault(
-                    f"{src} shrank while it was being archived: run the backup again"
-                ) from err
+                after = os.fstat(fh.fileno())
             except OSError as err:
                 raise from_os_error(err, "writing the archive") from err
-        return Written(size_bytes=info.size, sha256=reader.digest.hexdigest())
+        changed = reader.short or (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns)
+        return Written(size_bytes=info.size, sha256=reader.digest.hexdigest(), changed=changed)
 
     def add_bytes(self, name: str, data: bytes, *, mode: int = 0o644, mtime: float) -> Written:
         info = self._info(name, None, mode=mode, mtime=mtime)

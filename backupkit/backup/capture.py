@@ -101,6 +101,8 @@ def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
     try:
         st = os.stat(path)
         is_db = has_sqlite_header(path)
+    except FileNotFoundError:
+        raise  # gone since discovery: the caller lists it as vanished
     except OSError as err:
         raise from_os_error(err, "reading a database") from err
     if not is_db:

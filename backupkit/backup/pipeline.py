@@ -21,16 +21,12 @@ from typing import Any, Literal
 from ..archive.format import MANIFEST_NAME, archive_name, new_backup_id
 from ..archive.manifest import (
     DatabaseEntry,
-    DirectoryEntry,
-    FileEntry,
-    LinkEntry,
     Manifest,
 )
 from ..archive.writer import COMPRESSION_LEVELS, ArchiveWriter, Finished
 from ..errors import (
     EXIT_ENVIRONMENT,
     BackupError,
-    EnvironmentFault,
     InputError,
     IntegrityError,
     from_os_error,
@@ -39,11 +35,12 @@ from ..fsutil import ensure_private_dir, fsync_dir, publish, remove_stale_stagin
 from ..ops import ledger
 from ..progress import ProgressCallback, emit
 from ..restore.journal import recover
-from ..state.discover import DatabaseSource, Inventory, discover
+from ..state.discover import DatabaseSource, discover
 from ..state.layout import StateLayout, existing_layout, resolve_output_dir
 from ..state.lock import state_lock
 from ..version import __version__
 from .capture import CapturedDatabase, capture_database
+from .pack import pack_database, pack_tree
 from .readback import read_back_defects
 
 # Reasons whose snapshot exists to be rolled back to: it must be proven, so verify is forced.
@@ -257,7 +254,7 @@ class _Captures:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capture")
         # Freeing a large file's blocks takes the file system a while; do it off the packing path.
         self._reaper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unlink")
-        self._running: set[Future[CapturedDatabase]] = set()
+        self._running: dict[Future[CapturedDatabase], DatabaseSource] = {}
         for _ in range(workers + 1):
             self._submit()
 
@@ -265,16 +262,20 @@ class _Captures:
         if self._pending:
             index, source = self._pending.popleft()
             dest = self._stage / f"db-{index:05d}.sqlite"
-            self._running.add(self._pool.submit(capture_database, source, dest))
+            self._running[self._pool.submit(capture_database, source, dest)] = source
 
-    def finished(self) -> Iterator[CapturedDatabase]:
+    def finished(self) -> Iterator[tuple[DatabaseSource, CapturedDatabase | None]]:
+        """Each capture as it completes; None for a database that was gone by its turn."""
         while self._running:
             done, _ = wait(self._running, return_when=FIRST_COMPLETED)
             for fut in done:
-                self._running.discard(fut)
-                captured = fut.result()
+                source = self._running.pop(fut)
+                try:
+                    captured: CapturedDatabase | None = fut.result()
+                except FileNotFoundError:
+                    captured = None
                 self._submit()
-                yield captured
+                yield source, captured
 
     def release(self, captured: CapturedDatabase) -> None:
         """The snapshot is in the archive: remove it, which bounds staging disk to the window."""
@@ -322,11 +323,20 @@ def _run(
         captures: _Captures | None = None
         try:
             captures = _Captures(inv.databases, stage, workers)
-            directories, links, files = _pack_tree(writer, inv)
+            tree = pack_tree(writer, inv, progress)
+            warnings.extend(tree.warnings)
             databases: list[DatabaseEntry] = []
             total = len(inv.databases)
-            for captured in captures.finished():
-                databases.append(_pack_database(writer, captured))
+            done = 0
+            for source, captured in captures.finished():
+                done += 1
+                entry = pack_database(writer, captured) if captured is not None else None
+                if captured is None or entry is None:
+                    tree.vanished(source.path)
+                    warnings.append(tree.warnings[-1])
+                    emit(progress, "capture", done, total, source.archive_path)
+                    continue
+                databases.append(entry)
                 captures.release(captured)
                 if captured.damaged:
                     problems.append(
@@ -336,7 +346,7 @@ def _run(
                     warnings.extend(
                         f"{captured.source.path}: {finding}" for finding in captured.findings
                     )
-                emit(progress, "capture", len(databases), total, captured.source.archive_path)
+                emit(progress, "capture", done, total, captured.source.archive_path)
             order = {d.archive_path: i for i, d in enumerate(inv.databases)}
             databases.sort(key=lambda d: order[d.archive_path])
             manifest = Manifest(
@@ -346,10 +356,10 @@ def _run(
                 tool_version=__version__,
                 state_dir=os.fspath(layout.state_dir),
                 databases=databases,
-                files=files,
-                skipped=inv.skipped,
-                links=links,
-                directories=directories,
+                files=tree.files,
+                skipped=inv.skipped + tree.skipped,
+                links=tree.links,
+                directories=tree.directories,
                 sealed=True,
                 config_path=os.fspath(layout.config_path),
                 credentials_dir=os.fspath(layout.credentials_dir),
@@ -375,69 +385,4 @@ def _run(
         source_problems=problems,
         written=written,
         warnings=warnings,
-    )
-
-
-def _pack_tree(
-    writer: ArchiveWriter, inv: Inventory
-) -> tuple[list[DirectoryEntry], list[LinkEntry], list[FileEntry]]:
-    directories: list[DirectoryEntry] = []
-    for d in inv.directories:
-        try:
-            st = os.lstat(d.path)
-        except OSError as err:
-            raise from_os_error(err, "reading the state") from err
-        writer.add_dir(d.archive_path, st, d.mode)
-        directories.append(
-            DirectoryEntry(source_path=os.fspath(d.path), archive_path=d.archive_path, mode=d.mode)
-        )
-    links: list[LinkEntry] = []
-    for link in inv.links:
-        try:
-            st = os.lstat(link.path)
-        except OSError as err:
-            raise from_os_error(err, "reading the state") from err
-        writer.add_symlink(link.archive_path, link.target, st)
-        links.append(
-            LinkEntry(
-                source_path=os.fspath(link.path),
-                archive_path=link.archive_path,
-                target=link.target,
-                outside_state_dir=link.outside_state_dir,
-            )
-        )
-    files: list[FileEntry] = []
-    for f in inv.files:
-        written = writer.add_file(f.path, f.archive_path)
-        files.append(
-            FileEntry(
-                kind=f.kind,
-                source_path=os.fspath(f.path),
-                archive_path=f.archive_path,
-                size_bytes=written.size_bytes,
-                sha256=written.sha256,
-                mode=f.mode,
-            )
-        )
-    return directories, links, files
-
-
-def _pack_database(writer: ArchiveWriter, captured: CapturedDatabase) -> DatabaseEntry:
-    written = writer.add_file(captured.file, captured.source.archive_path, mode=captured.mode)
-    if written.size_bytes != captured.size_bytes and captured.captured_as == "snapshot":
-        raise EnvironmentFault(f"snapshot of {captured.source.path} changed while being archived")
-    return DatabaseEntry(
-        role=captured.role,
-        agent_id=captured.agent_id,
-        schema_version=captured.schema_version,
-        user_version=captured.user_version,
-        source_path=os.fspath(captured.source.path),
-        archive_path=captured.source.archive_path,
-        size_bytes=written.size_bytes,
-        sha256=written.sha256,
-        integrity=captured.integrity,
-        checkpoint=captured.checkpoint,
-        mode=captured.mode,
-        captured_as=captured.captured_as,
-        findings=captured.findings,
     )

@@ -121,7 +121,10 @@ def catalogue(
             continue
         path = Path(row.archive_path)
         size = _size(path)
-        when = parse_backup_id(row.id) or _ms_to_dt(row.created_at)
+        # The row's time in ms, not the id's in seconds: two backups in one second keep order.
+        when = _ms_to_dt(row.created_at) if row.created_at else parse_backup_id(row.id)
+        if when is None:
+            continue
         entry = Entry(
             row.id, when, path, size, row.reason, row.status, None, size is not None, True
         )

@@ -260,9 +260,7 @@ class _Walker:
         if sidecar:
             self._skip(path, sidecar)
             return
-        if in_state and (
-            rel.name.endswith(".sqlite") or _looks_like_database(path, st.st_size)
-        ):
+        if in_state and (rel.name.endswith(".sqlite") or _looks_like_database(path, st.st_size)):
             self.sqlite_candidates.append((path, rel, st.st_size))
             return
         self.inv.files.append(

@@ -1,0 +1,127 @@
+"""Pack the walked tree and each captured database into the archive, entry by entry.
+
+A file that is gone when its turn comes is left out (`skipped`, reason `vanished`); one that
+changes while it is read is kept as the bytes that were read (the manifest's size and sha256
+are those of the bytes stored) and also listed (`skipped`, reason `changed`), so the operator
+hears that it may mix old and new content. Neither fails the run: tar warns and goes on, and so
+does a backup.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ..archive.manifest import DatabaseEntry, DirectoryEntry, FileEntry, LinkEntry, SkippedEntry
+from ..archive.writer import ArchiveWriter
+from ..errors import EnvironmentFault, from_os_error
+from ..progress import ProgressCallback, emit
+from ..state.discover import Inventory
+from .capture import CapturedDatabase
+
+
+@dataclass
+class PackedTree:
+    directories: list[DirectoryEntry] = field(default_factory=list)
+    links: list[LinkEntry] = field(default_factory=list)
+    files: list[FileEntry] = field(default_factory=list)
+    skipped: list[SkippedEntry] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def vanished(self, path: os.PathLike[str] | str) -> None:
+        self.skipped.append(SkippedEntry(source_path=os.fspath(path), reason="vanished"))
+        self.warnings.append(f"{os.fspath(path)} vanished while the backup ran: left out")
+
+
+def pack_tree(
+    writer: ArchiveWriter, inv: Inventory, progress: ProgressCallback | None = None
+) -> PackedTree:
+    packed = PackedTree()
+    for d in inv.directories:
+        try:
+            st = os.lstat(d.path)
+        except FileNotFoundError:
+            packed.vanished(d.path)
+            continue
+        except OSError as err:
+            raise from_os_error(err, "reading the state") from err
+        writer.add_dir(d.archive_path, st, d.mode)
+        packed.directories.append(
+            DirectoryEntry(source_path=os.fspath(d.path), archive_path=d.archive_path, mode=d.mode)
+        )
+    for link in inv.links:
+        try:
+            st = os.lstat(link.path)
+        except FileNotFoundError:
+            packed.vanished(link.path)
+            continue
+        except OSError as err:
+            raise from_os_error(err, "reading the state") from err
+        writer.add_symlink(link.archive_path, link.target, st)
+        packed.links.append(
+            LinkEntry(
+                source_path=os.fspath(link.path),
+                archive_path=link.archive_path,
+                target=link.target,
+                outside_state_dir=link.outside_state_dir,
+            )
+        )
+    total = len(inv.files)
+    for i, f in enumerate(inv.files):
+        emit(progress, "pack", i, total, f.archive_path)
+
+        def read_so_far(n: int, name: str = f.archive_path, size: int = f.size_bytes) -> None:
+            emit(progress, "bytes", n, size, name)
+
+        try:
+            written = writer.add_file(
+                f.path, f.archive_path, on_bytes=read_so_far if progress else None
+            )
+        except FileNotFoundError:
+            packed.vanished(f.path)
+            continue
+        packed.files.append(
+            FileEntry(
+                kind=f.kind,
+                source_path=os.fspath(f.path),
+                archive_path=f.archive_path,
+                size_bytes=written.size_bytes,
+                sha256=written.sha256,
+                mode=f.mode,
+            )
+        )
+        if written.changed:
+            packed.skipped.append(SkippedEntry(source_path=os.fspath(f.path), reason="changed"))
+            packed.warnings.append(
+                f"{os.fspath(f.path)} changed while it was read: kept as read, which may mix "
+                "old and new content"
+            )
+    emit(progress, "pack", total, total)
+    return packed
+
+
+def pack_database(writer: ArchiveWriter, captured: CapturedDatabase) -> DatabaseEntry | None:
+    """The captured database's entry; None for a raw copy whose file was gone by its turn."""
+    try:
+        written = writer.add_file(captured.file, captured.source.archive_path, mode=captured.mode)
+    except FileNotFoundError:
+        if captured.captured_as == "snapshot":
+            raise  # our own staging file: gone means something removed it under us
+        return None
+    if written.size_bytes != captured.size_bytes and captured.captured_as == "snapshot":
+        raise EnvironmentFault(f"snapshot of {captured.source.path} changed while being archived")
+    return DatabaseEntry(
+        role=captured.role,
+        agent_id=captured.agent_id,
+        schema_version=captured.schema_version,
+        user_version=captured.user_version,
+        source_path=os.fspath(captured.source.path),
+        archive_path=captured.source.archive_path,
+        size_bytes=written.size_bytes,
+        sha256=written.sha256,
+        integrity=captured.integrity,
+        checkpoint=captured.checkpoint,
+        mode=captured.mode,
+        captured_as=captured.captured_as,
+        findings=captured.findings,
+    )
