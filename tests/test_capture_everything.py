@@ -133,3 +133,44 @@ def test_a_file_that_shrinks_while_it_is_read_is_kept_as_read_and_listed(
     entry = next(f for f in result.manifest.files if f.source_path == str(big))
     assert entry.size_bytes == 3 << 20, "the member is as long as its header declared"
     assert backupkit.verify_archive(result.archive, record=False).ok
+
+
+WRITER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+n = 0
+print("ready", flush=True)
+while True:
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO log (body) VALUES (?)", ("x" * 200,))
+    conn.execute("COMMIT")
+    n += 1
+    time.sleep(0.02)
+"""
+
+
+def test_a_rollback_journal_database_under_a_busy_writer_is_captured_every_time(
+    small: StateTree, out_dir: Path
+) -> None:
+    import subprocess
+    import sys
+
+    db = small.root / "workspace" / "rollback.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.execute("CREATE TABLE log (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.executemany("INSERT INTO log (body) VALUES (?)", [("y" * 200,)] * 2000)
+    conn.commit()
+    conn.close()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, db], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+        outcomes = []
+        for _ in range(20):
+            result = backupkit.create_backup(small.root, output=out_dir, verify=False)
+            entry = next(d for d in result.manifest.databases if d.source_path == str(db))
+            outcomes.append((result.ok, entry.journal_mode, entry.integrity))
+    finally:
+        writer.kill()
+        writer.wait()
+    assert outcomes == [(True, "rollback", "ok")] * 20

@@ -20,6 +20,7 @@ from .format import FORMAT, FORMAT_VERSION
 # it is read into memory.
 MAX_MANIFEST_BYTES = 64 << 20
 
+JournalMode = Literal["wal", "rollback"]
 Role = Literal["global", "agent", "other"]
 CapturedAs = Literal["snapshot", "raw-copy"]
 FileKind = Literal[
@@ -52,6 +53,11 @@ class DatabaseEntry(_Model):
     sha256: str
     integrity: str = Field(description='"ok" or the first error line of PRAGMA integrity_check')
     checkpoint: Checkpoint | None = None
+    journal_mode: JournalMode | None = Field(
+        default=None,
+        description="how the live database journals: wal (checkpointed, then VACUUM INTO) or "
+        "rollback (VACUUM INTO, waiting for writers' locks); null for a raw copy",
+    )
     mode: int | None = Field(default=None, description="permission bits of the live file")
     captured_as: CapturedAs = Field(
         default="snapshot",

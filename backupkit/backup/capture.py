@@ -16,10 +16,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..archive.manifest import CapturedAs, Checkpoint, Role
+from ..archive.manifest import CapturedAs, Checkpoint, JournalMode, Role
 from ..errors import from_os_error, from_sqlite_error, is_database_defect
 from ..sqlite.check import NOT_A_DATABASE, check_database, error_text, source_findings
-from ..sqlite.connect import connect_live, has_sqlite_header
+from ..sqlite.connect import connect_live, has_sqlite_header, journal_kind
 from ..state.discover import DatabaseSource
 
 # A TRUNCATE checkpoint holds the gateway's writers back while it waits for readers; give up on it
@@ -40,6 +40,7 @@ class CapturedDatabase:
     user_version: int | None
     integrity: str
     checkpoint: Checkpoint | None
+    journal_mode: JournalMode | None
     size_bytes: int
     mode: int
     mtime: float
@@ -56,8 +57,13 @@ class CapturedDatabase:
 
 
 def _checkpoint(conn: sqlite3.Connection) -> Checkpoint:
+    """PASSIVE, then a TRUNCATE that gives up quickly; WAL databases only (the caller checks).
+    A checkpoint that meets a busy writer is recorded as such, never a failed capture."""
     conn.execute("PRAGMA busy_timeout=0")
-    busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    try:
+        busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    except sqlite3.OperationalError:
+        return Checkpoint(mode="none", busy=True, log_frames=0, checkpointed_frames=0)
     if log < 0:
         return Checkpoint(mode="none", busy=False, log_frames=0, checkpointed_frames=0)
     passive = Checkpoint(mode="passive", busy=bool(busy), log_frames=log, checkpointed_frames=done)
@@ -88,6 +94,7 @@ def _raw_capture(source: DatabaseSource, st: os.stat_result, why: str) -> Captur
         user_version=None,
         integrity=why,
         checkpoint=None,
+        journal_mode=None,
         size_bytes=st.st_size,
         mode=stat.S_IMODE(st.st_mode),
         mtime=st.st_mtime,
@@ -101,6 +108,7 @@ def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
     try:
         st = os.stat(path)
         is_db = has_sqlite_header(path)
+        kind = journal_kind(path) if is_db else None
     except FileNotFoundError:
         raise  # gone since discovery: the caller lists it as vanished
     except OSError as err:
@@ -113,7 +121,9 @@ def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
     except sqlite3.Error as err:
         raise from_sqlite_error(err, "opening", path) from err
     try:
-        checkpoint = _checkpoint(conn)
+        # A rollback-journal database has no WAL to fold in; its writers' locks are waited for
+        # by VACUUM INTO's read, with the bounded busy timeout below.
+        checkpoint = _checkpoint(conn) if kind == "wal" else None
         conn.execute(f"PRAGMA busy_timeout={int(READ_WAIT_S * 1000)}")
         # VACUUM INTO writes its output with this connection's sync setting. The snapshot is a
         # private temporary file whose bytes end up in an archive that is fsynced as a whole,
@@ -150,6 +160,7 @@ def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
         user_version=identity.user_version if identity else None,
         integrity=check.integrity,
         checkpoint=checkpoint,
+        journal_mode=kind,
         size_bytes=dest.stat().st_size,
         mode=stat.S_IMODE(st.st_mode),
         mtime=st.st_mtime,

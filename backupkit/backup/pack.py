@@ -121,6 +121,7 @@ def pack_database(writer: ArchiveWriter, captured: CapturedDatabase) -> Database
         sha256=written.sha256,
         integrity=captured.integrity,
         checkpoint=captured.checkpoint,
+        journal_mode=captured.journal_mode,
         mode=captured.mode,
         captured_as=captured.captured_as,
         findings=captured.findings,

@@ -17,6 +17,7 @@ import tempfile
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 from .live import wal_in_use
 
@@ -36,6 +37,14 @@ def has_sqlite_header(path: Path) -> bool:
     with open(path, "rb") as fh:
         head = fh.read(len(SQLITE_HEADER))
     return head == SQLITE_HEADER or head == b""
+
+
+def journal_kind(path: Path) -> Literal["wal", "rollback"]:
+    """"wal" or "rollback", from the file format versions in the header (bytes 18 and 19 are 2
+    in WAL mode), read without a lock, so a busy writer never makes this wait or fail."""
+    with open(path, "rb") as fh:
+        head = fh.read(20)
+    return "wal" if head[18:20] == b"\x02\x02" else "rollback"
 
 
 def connect_live(path: Path, *, timeout: float) -> sqlite3.Connection:

@@ -184,6 +184,8 @@ class _Walker:
             directory, rel_dir = stack.pop()
             try:
                 entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            except FileNotFoundError:
+                continue  # removed since its parent was read: there is nothing in it to back up
             except OSError as err:
                 raise from_os_error(err, "reading the state") from err
             for entry in entries:
@@ -195,9 +197,11 @@ class _Walker:
                 )
                 try:
                     st = entry.stat(follow_symlinks=False)
+                    self._sort(path, rel, st, archive_of, kind_of, stack)
+                except FileNotFoundError:
+                    continue  # gone between the listing and the look (a journal, a temp file)
                 except OSError as err:
                     raise from_os_error(err, "reading the state") from err
-                self._sort(path, rel, st, archive_of, kind_of, stack)
 
     def _skip(self, path: Path, reason: str) -> None:
         self.inv.skipped.append(SkippedEntry(source_path=os.fspath(path), reason=reason))
