@@ -16,7 +16,7 @@ from freezegun import freeze_time
 import backupkit
 from backupkit.ops.status import backup_status
 from fixtures import StateTree, build_state
-from tests.conftest import REPO, json_out, run_cli
+from tests.conftest import REPO, json_out, manifest_of, run_cli
 
 
 @pytest.fixture
@@ -246,3 +246,58 @@ def test_cron_line_runs_a_working_backup(small: StateTree, out_dir: Path) -> Non
     )
     assert ran.returncode == 0, ran.stderr
     assert [p for p in out_dir.iterdir() if p.name.endswith(".tar.zst")]
+
+
+def _sources(archive: Path) -> set[str]:
+    manifest = manifest_of(archive)
+    return {e["source_path"] for e in manifest["files"] + manifest["databases"]}
+
+
+def test_the_cron_line_carries_every_setting_and_captures_the_same_in_a_clean_environment(
+    small: StateTree, tmp_path: Path
+) -> None:
+    config = tmp_path / "etc" / "openclaw.json"
+    config.parent.mkdir()
+    config.write_text('{"gateway": {"port": 18789}}\n')
+    creds = tmp_path / "etc" / "oauth"
+    creds.mkdir(mode=0o700)
+    (creds / "token.json").write_text('{"token": "t"}\n')
+    out = tmp_path / "archives"
+    env = {
+        "OPENCLAW_CONFIG_PATH": str(config),
+        "OPENCLAW_OAUTH_DIR": str(creds),
+        "BACKUPKIT_DIR": str(out),
+    }
+    interactive = run_cli("--state-dir", small.root, "backup", env=env)
+    assert interactive.returncode == 0, interactive.stderr
+    proc = run_cli("--state-dir", small.root, "schedule", "--cron", env=env)
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if not x.startswith("#"))
+    command = line.split(" ", 5)[5]
+    ran = subprocess.run(
+        ["env", "-i", "PATH=/usr/bin:/bin", "sh", "-c", command], capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    archives = sorted(out.glob("*.tar.zst"))
+    assert len(archives) == 2
+    assert _sources(archives[1]) == _sources(archives[0])
+    assert {str(config), str(creds / "token.json")} <= _sources(archives[1])
+
+
+def test_systemd_units_escape_percent_and_dollar_in_paths(tmp_path: Path) -> None:
+    state = build_state(tmp_path / "st%ate$HOME", agents=1, bytes_per_agent=4096, with_socket=False)
+    out = tmp_path / "out%d"
+    proc = run_cli("--state-dir", state.root, "schedule", "--systemd", "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    exec_start = next(x for x in proc.stdout.splitlines() if x.startswith("ExecStart="))
+    assert "st%%ate$$HOME" in exec_start and "out%%d" in exec_start
+    # What systemd would run: specifiers and variables unescaped, then split like a shell word.
+    unescaped = exec_start.removeprefix("ExecStart=").replace("%%", "%").replace("$$", "$")
+    ran = subprocess.run(
+        shlex.split(unescaped),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.fspath(REPO)},
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert Path(ran.stdout.strip()).parent == out

@@ -40,7 +40,7 @@ from ..ops.schedule import cron_line, systemd_units
 from ..ops.status import DEFAULT_MAX_AGE, backup_status
 from ..progress import ProgressCallback, ProgressEvent
 from ..restore.run import restore_archive
-from ..state.layout import existing_layout, resolve_output_dir
+from ..state.layout import existing_layout, resolve_output_dir, settings_from_environment
 from ..verify.verdict import verify_archive
 from . import render
 from .options import archive_dir_option, json_option
@@ -513,14 +513,25 @@ def schedule_cmd(
         args += ["--prune", Policy.parse(prune_policy).describe()]
     if kind == "systemd":
         click.echo(
-            systemd_units(state, args, on_calendar=on_calendar, randomized_delay=randomized_delay),
+            systemd_units(
+                state,
+                args,
+                on_calendar=on_calendar,
+                randomized_delay=randomized_delay,
+                env=settings_from_environment(),
+            ),
             nl=False,
         )
     else:
         hour, _, minute = at_time.partition(":")
         if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
             raise InputError(f"--at {at_time!r}: write it as HH:MM")
-        click.echo(cron_line(state, args, minute=int(minute), hour=int(hour)), nl=False)
+        click.echo(
+            cron_line(
+                state, args, minute=int(minute), hour=int(hour), env=settings_from_environment()
+            ),
+            nl=False,
+        )
 
 
 def _fail(message: str, code: int, verbose: bool) -> int:

@@ -40,7 +40,7 @@ def has_sqlite_header(path: Path) -> bool:
 
 
 def journal_kind(path: Path) -> Literal["wal", "rollback"]:
-    """"wal" or "rollback", from the file format versions in the header (bytes 18 and 19 are 2
+    """ "wal" or "rollback", from the file format versions in the header (bytes 18 and 19 are 2
     in WAL mode), read without a lock, so a busy writer never makes this wait or fail."""
     with open(path, "rb") as fh:
         head = fh.read(20)

@@ -64,6 +64,16 @@ def layout_for(state_dir: Path) -> StateLayout:
     )
 
 
+# The environment variables that shape a run besides its options: a scheduled run must carry
+# them, since cron and systemd start it with a clean environment.
+SETTINGS_ENV = ("OPENCLAW_CONFIG_PATH", "OPENCLAW_OAUTH_DIR", "BACKUPKIT_DIR")
+
+
+def settings_from_environment() -> dict[str, str]:
+    """Those of SETTINGS_ENV that are set now, as absolute paths."""
+    return {k: os.fspath(_absolute(v)) for k in SETTINGS_ENV if (v := os.environ.get(k))}
+
+
 def existing_layout(state_dir: str | os.PathLike[str] | None) -> StateLayout:
     """Resolve the state dir and insist that it exists (exit 2 otherwise, creating nothing)."""
     path = resolve_state_dir(state_dir)
