@@ -36,6 +36,16 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
+def write_or_skip_zeros(fd: int, data: bytes) -> None:
+    """Write `data`, or seek past it when it is all zeros, so a restored sparse file (a VM
+    image, a preallocated log) stays sparse. The caller sets the final length with ftruncate,
+    since a file that ends in a hole has no byte written there."""
+    if data and data.count(0) == len(data):
+        os.lseek(fd, len(data), os.SEEK_CUR)
+    else:
+        write_all(fd, data)
+
+
 def fsync_dir(path: Path) -> None:
     _fsync(path, os.O_RDONLY | os.O_DIRECTORY)
 

@@ -13,6 +13,7 @@ import hashlib
 import os
 import stat
 import tarfile
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..errors import InputError, IntegrityError, from_os_error
 from .format import MANIFEST_NAME, SEAL_HEADER, SEAL_MAGIC, SEAL_SIZE, ZSTD_MAGIC, is_seal_prefix
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from .policy import member_defect
+from .zstdblocks import BlockCutter
 
 READ_CHUNK = 1 << 20
 # tarfile reads ahead in records of 10 KiB: keep more than that to check what follows its end.
@@ -63,6 +65,8 @@ class ZstdFrameReader:
         self.sealed = limit is not None
         self.digest = hashlib.sha256()  # of the compressed bytes read
         self._dobj = zstandard.ZstdDecompressor().decompressobj(read_across_frames=False)
+        self._cutter = BlockCutter()
+        self._pieces: deque[bytes] = deque()
         self._buf = b""
         self._pos = 0
         self._eof = False
@@ -72,6 +76,9 @@ class ZstdFrameReader:
 
     def _fill(self) -> None:
         while self._pos >= len(self._buf) and not self._eof:
+            if self._pieces:
+                self._decode(self._pieces.popleft())
+                continue
             want = READ_CHUNK if self._left is None else min(READ_CHUNK, self._left)
             chunk = self._fh.read(want) if want else b""
             if self._left is not None:
@@ -84,17 +91,22 @@ class ZstdFrameReader:
                     raise IntegrityError("archive is truncated: the zstd frame does not end")
                 self._eof = True
                 return
-            if self._dobj.eof:
-                raise IntegrityError("archive has trailing data after its zstd frame")
-            try:
-                self._buf = self._dobj.decompress(chunk)
-                self._pos = 0
-            except zstandard.ZstdError as err:
-                raise IntegrityError(f"archive is corrupt: zstd says {err}") from err
-            if self._dobj.eof and self._dobj.unused_data:
-                if is_seal_prefix(self._dobj.unused_data):
-                    raise IntegrityError("archive is truncated: the seal after its frame is cut")
-                raise IntegrityError("archive has trailing data after its zstd frame")
+            # Pieces that each complete a bounded number of blocks: memory stays bounded
+            # whatever one megabyte of input decodes to (see zstdblocks.py).
+            self._pieces = deque(self._cutter.cut(chunk))
+
+    def _decode(self, piece: bytes) -> None:
+        if self._dobj.eof:
+            raise IntegrityError("archive has trailing data after its zstd frame")
+        try:
+            self._buf = self._dobj.decompress(piece)
+            self._pos = 0
+        except zstandard.ZstdError as err:
+            raise IntegrityError(f"archive is corrupt: zstd says {err}") from err
+        if self._dobj.eof and self._dobj.unused_data:
+            if is_seal_prefix(self._dobj.unused_data):
+                raise IntegrityError("archive is truncated: the seal after its frame is cut")
+            raise IntegrityError("archive has trailing data after its zstd frame")
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:

@@ -18,7 +18,7 @@ from typing import IO
 
 from ..archive.reader import iter_members
 from ..errors import IntegrityError, from_os_error
-from ..fsutil import write_all
+from ..fsutil import write_or_skip_zeros
 from .place import place_dir, place_link
 
 CHUNK = 1 << 20
@@ -55,7 +55,8 @@ def _write_file(src: IO[bytes], place: Placement, name: str) -> None:
             if written > place.size_bytes:
                 raise IntegrityError(f"{name}: more bytes than the manifest's {place.size_bytes}")
             digest.update(chunk)
-            write_all(fd, chunk)
+            write_or_skip_zeros(fd, chunk)
+        os.ftruncate(fd, written)
         if written != place.size_bytes or digest.hexdigest() != place.sha256:
             raise IntegrityError(f"{name}: content does not match the manifest (archive changed?)")
         os.fchmod(fd, place.mode)

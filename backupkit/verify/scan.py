@@ -22,7 +22,7 @@ from ..archive.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from ..archive.policy import member_defect
 from ..archive.reader import iter_members
 from ..errors import IntegrityError, from_os_error
-from ..fsutil import remove_stale_staging, staging_dir, write_all
+from ..fsutil import remove_stale_staging, staging_dir, write_all, write_or_skip_zeros
 from ..progress import ProgressCallback, emit
 from ..sqlite.check import DatabaseCheck
 from ..sqlite.connect import SQLITE_HEADER
@@ -162,7 +162,9 @@ def _read_member(
             digest.update(chunk)
             size += len(chunk)
             if copy_fd is not None:
-                write_all(copy_fd, chunk)
+                write_or_skip_zeros(copy_fd, chunk)
+        if copy_fd is not None:
+            os.ftruncate(copy_fd, size)
     except OSError as err:
         raise from_os_error(err, "copying an archive member") from err
     finally:

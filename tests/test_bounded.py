@@ -1,0 +1,102 @@
+"""Resources stay bounded whatever the archive holds: a sparse VM image (RLE blocks that decode
+to a hundred thousand times their size) never makes verify, restore or the backup's own
+read-back hold it in memory, and a restored sparse file stays sparse."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from backupkit.archive.zstdblocks import BLOCKS_PER_PIECE, BlockCutter
+from fixtures import StateTree, build_state
+
+from .conftest import REPO, cli_env, run_cli
+
+MAX_BLOCK = 128 << 10
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        bytes(64 << 20),  # RLE blocks: a few bytes of input each
+        os.urandom(3 << 20),  # raw blocks
+        b"a fairly compressible line of text\n" * 200_000,
+        b"",
+    ],
+    ids=["zeros", "random", "text", "empty"],
+)
+def test_the_cutter_keeps_every_decompress_call_within_a_few_blocks(payload: bytes) -> None:
+    frame = zstandard.ZstdCompressor(level=3, write_checksum=True).compress(payload)
+    cutter = BlockCutter()
+    dobj = zstandard.ZstdDecompressor().decompressobj(read_across_frames=False)
+    out = bytearray()
+    for start in range(0, len(frame), 1 << 20):
+        for piece in cutter.cut(frame[start : start + (1 << 20)]):
+            got = dobj.decompress(piece)
+            assert len(got) <= (BLOCKS_PER_PIECE + 1) * MAX_BLOCK
+            out += got
+    assert bytes(out) == payload and dobj.eof
+
+
+@pytest.fixture
+def sparse_state(tmp_path: Path) -> tuple[StateTree, Path]:
+    state = build_state(tmp_path / "openclaw", agents=1, bytes_per_agent=4096, with_socket=False)
+    image = state.root / "workspace" / "vm.img"
+    with open(image, "wb") as fh:
+        fh.truncate(768 << 20)  # a preallocated image with no data: all one hole
+    return state, image
+
+
+def _peak_rss_mb(*args: str | os.PathLike[str]) -> tuple[int, float]:
+    """Run the real CLI in a process of its own and return (exit code, its peak RSS in MB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run(
+        [sys.executable, "-m", "backupkit", *map(os.fspath, args)],
+        env=cli_env(),
+        capture_output=True,
+        cwd=REPO,
+    )
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert peak >= before
+    return proc.returncode, peak / 1024
+
+
+def test_backup_verify_and_restore_of_a_sparse_image_stay_under_256_mb(
+    sparse_state: tuple[StateTree, Path], tmp_path: Path
+) -> None:
+    state, image = sparse_state
+    out = tmp_path / "out"
+    code, backup_mb = _peak_rss_mb("--state-dir", state.root, "backup", "--output", out)
+    assert code == 0
+    archive = next(out.glob("*.tar.zst"))
+    code, verify_mb = _peak_rss_mb("verify", archive, "--no-record")
+    assert code == 0
+    target = tmp_path / "restored"
+    code, restore_mb = _peak_rss_mb("restore", archive, "--target", target)
+    assert code == 0
+    assert max(backup_mb, verify_mb, restore_mb) < 256, (backup_mb, verify_mb, restore_mb)
+    restored = target / "workspace" / "vm.img"
+    assert restored.stat().st_size == image.stat().st_size
+    assert restored.stat().st_blocks * 512 < 1 << 20, "the restored image is sparse again"
+
+
+def test_an_in_place_restore_brings_a_sparse_file_back_sparse(
+    sparse_state: tuple[StateTree, Path], tmp_path: Path
+) -> None:
+    state, image = sparse_state
+    out = tmp_path / "out"
+    assert run_cli("--state-dir", state.root, "backup", "--output", out).returncode == 0
+    archive = next(out.glob("*.tar.zst"))
+    image.unlink()
+    proc = run_cli(
+        "--state-dir", state.root, "restore", archive, "--in-place", "--force", "--output", out
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert image.stat().st_size == 768 << 20
+    assert image.stat().st_blocks * 512 < 1 << 20
