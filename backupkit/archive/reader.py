@@ -239,17 +239,22 @@ def iter_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile,
     with fh:
         frame_size, sealed = read_seal(fh)
         stream = ZstdFrameReader(fh, limit=frame_size)
+        members = 0
         try:
             # typeshed wants a full file object; in "r|" mode tarfile only calls read().
             with tarfile.open(  # type: ignore[call-overload]
                 fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo
             ) as tar:
                 for member in tar:
+                    members += 1
                     yield member, tar, stream
+                    # A stream is read once: the list tarfile keeps of past members would
+                    # only grow with the archive.
+                    tar.members.clear()
                 tar_end = tar.offset
         except tarfile.ReadError as err:
-            if stream.compressed_read <= 4 + READ_CHUNK and "empty" in str(err):
-                raise InputError(f"{path} is not a backupkit archive (no tar inside)") from err
+            if members == 0:
+                _no_tar_inside(path, stream, sealed, err)
             raise IntegrityError(f"archive is damaged: tar says {err}") from err
         except tarfile.TarError as err:
             raise IntegrityError(f"archive is damaged: tar says {err}") from err
@@ -258,6 +263,18 @@ def iter_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile,
             raise IntegrityError(
                 "archive bytes differ from the seal written at backup time (sha256 mismatch)"
             )
+
+
+def _no_tar_inside(
+    path: Path, stream: ZstdFrameReader, sealed: bytes | None, err: tarfile.ReadError
+) -> None:
+    """The first tar header did not parse. A whole, intact zstd frame around it means a zstd
+    file that is no backupkit archive (exit 2); a frame that fails its own checks means a
+    damaged archive (exit 1, raised from here by the reader)."""
+    stream.drain()
+    if sealed is not None and stream.digest.digest() != sealed:
+        raise IntegrityError("archive bytes differ from the seal written at backup time") from err
+    raise InputError(f"{path} is not a backupkit archive (its zstd stream holds no tar)") from err
 
 
 def read_manifest(archive: str | os.PathLike[str]) -> Manifest:

@@ -16,7 +16,14 @@ from pathlib import Path
 from ..archive.format import SIDECAR_SUFFIXES
 from ..archive.manifest import Manifest
 from ..backup.pipeline import create_backup
-from ..errors import BusyError, EnvironmentFault, InputError, IntegrityError, from_os_error
+from ..errors import (
+    BusyError,
+    EnvironmentFault,
+    InputError,
+    IntegrityError,
+    Interrupted,
+    from_os_error,
+)
 from ..fsutil import is_within, lexically_within
 from ..ops import ledger
 from ..progress import ProgressCallback, emit
@@ -26,7 +33,17 @@ from ..state.layout import StateLayout
 from ..state.lock import state_lock
 from .databases import finish_databases
 from .extract import Placement, extract
-from .journal import Entry, Journal, finish, recover, rollback_staging, swap_entry, temp_sibling
+from .journal import (
+    Entry,
+    Journal,
+    complete,
+    deferred_signals,
+    finish,
+    recover,
+    rollback_staging,
+    swap_entry,
+    temp_sibling,
+)
 from .plan import (
     Action,
     Member,
@@ -90,15 +107,16 @@ def restore_in_place(
                 "the live state has damaged databases; the safety snapshot keeps them as they are"
             )
         carried = ledger.read_raw(layout.global_db)
-        _swap_in(archive, report, manifest, members, extras, layout, progress)
-        # The swap put the archive's ledger in place; add back every row the live ledger had,
-        # so the history of backups and verifies (and the way back to the snapshot) survives.
-        warning = ledger.insert_raw(layout.global_db, carried)
-        if warning:
-            raise EnvironmentFault(
-                f"restored, but the backup history was not carried over: {warning}"
-            )
+        _swap_in(archive, report, manifest, members, extras, layout, carried, progress)
     return report
+
+
+def _carry_ledger(layout: StateLayout, carried: list[tuple[object, ...]]) -> None:
+    """The swap put the archive's ledger in place; add back every row the live ledger had, so
+    the history of backups and verifies (and the way back to the snapshot) survives."""
+    warning = ledger.insert_raw(layout.global_db, carried)
+    if warning:
+        raise EnvironmentFault(f"restored, but the backup history was not carried over: {warning}")
 
 
 def _plan(
@@ -186,6 +204,7 @@ def _swap_in(
     placed: list[tuple[Member, Path]],
     extras: list[PlannedItem],
     layout: StateLayout,
+    carried: list[tuple[object, ...]],
     progress: ProgressCallback | None,
 ) -> None:
     state = layout.state_dir
@@ -249,6 +268,13 @@ def _swap_in(
             state,
             write_path=lambda m: staged_of[m.archive_path],
         )
+    except KeyboardInterrupt:
+        with deferred_signals():
+            rollback_staging(journal)
+        raise Interrupted(
+            "interrupted while staging the restore: nothing live had changed, and the staged "
+            "files were removed; the state is as it was"
+        ) from None
     except BaseException:
         rollback_staging(journal)
         raise
@@ -261,7 +287,18 @@ def _swap_in(
         journal.phase = "committed"
         journal.save()
         finish(journal)
+        _carry_ledger(layout, carried)
+    except KeyboardInterrupt:
+        # Every staged file was synced before the swap began: finishing it takes a few renames,
+        # and leaves exactly the archive's state rather than a mix.
+        with deferred_signals():
+            complete(journal)
+            _carry_ledger(layout, carried)
+        raise Interrupted(
+            "interrupted during the swap: the swap was completed, so the state is the "
+            f"archive's; the safety snapshot {report.safety_snapshot} holds the state before it"
+        ) from None
     except OSError as err:
         raise from_os_error(
-            err, "swapping restored files into place (rerun restore to finish)"
+            err, "swapping restored files into place (the next backup or restore finishes it)"
         ) from err

@@ -16,6 +16,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -185,6 +188,36 @@ def recover(layout: StateLayout) -> str | None:
         raise from_os_error(err, "finishing an interrupted restore") from err
 
 
+def complete(journal: Journal) -> None:
+    """Finish a swap in progress: every remaining rename, then the clean-up."""
+    for e in journal.entries:
+        swap_entry(e)
+    journal.phase = "committed"
+    journal.save()
+    finish(journal)
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM off while a rollback or a swap completes, then deliver them as
+    KeyboardInterrupt: a second Ctrl-C must not cut the step that makes the state whole."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = {s: signal.signal(s, lambda n, _f: caught.append(n)) for s in _DEFERRED}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)
+
+
 def _carry_out(journal: Journal) -> str:
     if journal.phase == "staging":
         rollback_staging(journal)
@@ -193,9 +226,7 @@ def _carry_out(journal: Journal) -> str:
             "(it had not touched the live state yet)"
         )
     if journal.phase == "swapping":
-        for e in journal.entries:
-            swap_entry(e)
-        journal.phase = "committed"
-        journal.save()
-    finish(journal)
+        complete(journal)
+    else:
+        finish(journal)
     return f"completed an interrupted restore of {journal.archive}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from ..archive.format import MANIFEST_NAME
 from ..archive.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from ..archive.policy import member_defect
 from ..archive.reader import iter_members
-from ..errors import IntegrityError, from_os_error
+from ..errors import EnvironmentFault, IntegrityError, from_os_error
 from ..fsutil import remove_stale_staging, staging_dir, write_all, write_or_skip_zeros
 from ..progress import ProgressCallback, emit
 from ..sqlite.check import DatabaseCheck
@@ -123,6 +124,23 @@ def _scan(
     return ScanResult(manifest, defects, checks, len(seen))
 
 
+# What verify leaves free in the temporary directory's file system (or 1 % of it, if smaller).
+SCRATCH_RESERVE_BYTES = 64 << 20
+
+
+def _room_for(tmp: Path, member: tarfile.TarInfo) -> None:
+    """A database copy must fit in the temporary directory, keeping a reserve: refused before
+    a byte of it is written (the copies in flight already hold their space)."""
+    usage = shutil.disk_usage(tmp)
+    room = usage.free - min(SCRATCH_RESERVE_BYTES, usage.total // 100)
+    if member.size > room:
+        raise EnvironmentFault(
+            f"verify needs {member.size} bytes of temporary space to check {member.name}, but "
+            f"{tmp.parent} has {max(room, 0)} free (keeping a reserve): set TMPDIR to a larger "
+            "file system"
+        )
+
+
 def _read_manifest_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     if member.size > MAX_MANIFEST_BYTES:
         raise IntegrityError("manifest.json is implausibly large")
@@ -150,6 +168,7 @@ def _read_member(
     if sink is not None:
         copy_fd, copy_path = sink.create(member)
     elif is_db and checker is not None:
+        _room_for(checker.tmp, member)
         copy_path = checker.new_path()
         try:
             copy_fd = os.open(copy_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
