@@ -193,6 +193,7 @@ class ArchiveWriter:
         name: str,
         *,
         mode: int | None = None,
+        owner: tuple[int, int] | None = None,
         on_bytes: Callable[[int], None] | None = None,
     ) -> Written:
         """Stream a regular file in; never follows a symlink put in its place. Raises
@@ -210,6 +211,8 @@ class ArchiveWriter:
                 name, st, mode=mode if mode is not None else st.st_mode & 0o7777, mtime=st.st_mtime
             )
             info.size = st.st_size
+            if owner is not None:  # a snapshot stands for the live file: record its owner
+                info.uid, info.gid = owner
             reader = _HashingReader(fh, st.st_size, on_bytes)
             try:
                 self._tar.addfile(info, reader)

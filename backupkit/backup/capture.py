@@ -45,6 +45,7 @@ class CapturedDatabase:
     mode: int
     mtime: float
     findings: list[str]
+    owner: tuple[int, int] = (0, 0)  # uid and gid of the live file
 
     @property
     def damaged(self) -> bool:
@@ -99,6 +100,7 @@ def _raw_capture(source: DatabaseSource, st: os.stat_result, why: str) -> Captur
         mode=stat.S_IMODE(st.st_mode),
         mtime=st.st_mtime,
         findings=[finding],
+        owner=(st.st_uid, st.st_gid),
     )
 
 
@@ -165,4 +167,5 @@ def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
         mode=stat.S_IMODE(st.st_mode),
         mtime=st.st_mtime,
         findings=source_findings(check, role=role, agent_id=agent_id) if check.ok else [],
+        owner=(st.st_uid, st.st_gid),
     )

@@ -103,7 +103,9 @@ def pack_tree(
 def pack_database(writer: ArchiveWriter, captured: CapturedDatabase) -> DatabaseEntry | None:
     """The captured database's entry; None for a raw copy whose file was gone by its turn."""
     try:
-        written = writer.add_file(captured.file, captured.source.archive_path, mode=captured.mode)
+        written = writer.add_file(
+            captured.file, captured.source.archive_path, mode=captured.mode, owner=captured.owner
+        )
     except FileNotFoundError:
         if captured.captured_as == "snapshot":
             raise  # our own staging file: gone means something removed it under us

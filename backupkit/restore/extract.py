@@ -19,7 +19,7 @@ from typing import IO
 from ..archive.reader import iter_members
 from ..errors import IntegrityError, from_os_error
 from ..fsutil import write_or_skip_zeros
-from .place import place_dir, place_link
+from .place import place_dir, place_link, take_owner
 
 CHUNK = 1 << 20
 
@@ -70,7 +70,7 @@ def _write_file(src: IO[bytes], place: Placement, name: str) -> None:
 def extract(archive: Path, placements: dict[str, Placement]) -> list[Path]:
     """Write every placed member; return the paths written, in order (for rollback)."""
     written: list[Path] = []
-    links: list[Placement] = []
+    links: list[tuple[Placement, int, int]] = []
     seen: set[str] = set()
     try:
         for member, tar, _stream in iter_members(archive):
@@ -84,19 +84,22 @@ def extract(archive: Path, placements: dict[str, Placement]) -> list[Path]:
                 src = tar.extractfile(member)
                 assert src is not None
                 _write_file(src, place, member.name)
+                take_owner(place.path, member.uid, member.gid)
                 written.append(place.path)
             elif place.kind == "dir":
                 place_dir(member.name, place.path)
+                take_owner(place.path, member.uid, member.gid)
                 written.append(place.path)
             elif place.kind == "symlink":
                 if not member.issym() or member.linkname != place.target:
                     raise IntegrityError(f"{member.name}: symlink differs from the manifest")
-                links.append(place)
+                links.append((place, member.uid, member.gid))
         missing = set(placements) - seen
         if missing:
             raise IntegrityError(f"{sorted(missing)[0]}: missing from the archive")
-        for place in links:
+        for place, uid, gid in links:
             place_link(os.fspath(place.path), place.target, place.path)
+            take_owner(place.path, uid, gid)
             written.append(place.path)
     except BaseException:
         _remove_written(written)

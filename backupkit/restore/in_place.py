@@ -44,6 +44,7 @@ from .journal import (
     swap_entry,
     temp_sibling,
 )
+from .place import take_owner
 from .plan import (
     Action,
     Member,
@@ -129,7 +130,8 @@ def _plan(
     dry_run: bool,
 ) -> tuple[RestoreReport, Manifest, list[tuple[Member, Path]], list[PlannedItem]]:
     state = layout.state_dir
-    manifest, _checks = proven_scan(archive, progress)
+    proof = proven_scan(archive, progress)
+    manifest = proof.manifest
     if os.path.normpath(manifest.state_dir) != os.path.normpath(state) and not other_state:
         raise InputError(
             f"archive {archive} is of the state dir {manifest.state_dir}, not {state}: pass "
@@ -176,6 +178,7 @@ def _plan(
     report = RestoreReport("in-place", archive, state, dry_run, items + extras)
     if Journal.load(state) is not None:
         report.warnings.append("an interrupted restore is pending; the next run will finish it")
+    report.owners = proof.owners
     return report, manifest, placed, extras
 
 
@@ -258,6 +261,13 @@ def _swap_in(
         journal.save()
         for d in sorted(created_dirs, key=len):
             os.makedirs(d, mode=0o700, exist_ok=True)
+        for m, dest in placed:
+            if (
+                m.kind == "dir"
+                and os.fspath(dest) in created_dirs
+                and m.archive_path in report.owners
+            ):
+                take_owner(dest, *report.owners[m.archive_path])
         emit(progress, "extract", 0, len(placements))
         extract(archive, placements)
         finish_databases(

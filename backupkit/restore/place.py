@@ -52,6 +52,18 @@ def place_link(name: str, target: str, dest: Path) -> None:
         raise _placement_error(name, err) from err
 
 
+def take_owner(path: Path, uid: int, gid: int) -> None:
+    """Give a restored entry the owner and group the archive records, when running as root: a
+    restore by root must never hand the gateway's files to root. An unprivileged restore owns
+    what it writes, as any user's copy would."""
+    if os.geteuid() != 0:
+        return
+    try:
+        os.lchown(path, uid, gid)
+    except OSError as err:
+        raise from_os_error(err, "restoring ownership") from err
+
+
 def seal_directories(root: Path, modes: Iterable[tuple[Path, int]]) -> None:
     """Sync every directory under `root`, then apply `modes` (deepest first)."""
     try:

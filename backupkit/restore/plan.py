@@ -53,6 +53,7 @@ class RestoreReport:
     databases: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    owners: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     def counts(self) -> dict[str, int]:
         out = {"create": 0, "replace": 0, "keep": 0, "remove": 0, "skip": 0}

@@ -5,16 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..archive.manifest import Manifest
 from ..errors import IntegrityError
 from ..progress import ProgressCallback, emit
-from ..sqlite.check import DatabaseCheck
 from ..verify.scan import MemberSink, ScanResult, scan_archive
 
 
 def proven_scan(
     archive: Path, progress: ProgressCallback | None, sink: MemberSink | None = None
-) -> tuple[Manifest, dict[str, DatabaseCheck]]:
+) -> ScanResult:
     """Scan the archive (keeping its members in `sink`, if given); refuse it on any defect.
     Without a sink the databases are not opened here: each one is checked where it is placed,
     with the same check, after its bytes matched the manifest's sha256 on the way in."""
@@ -33,4 +31,4 @@ def proven_scan(
         raise IntegrityError(
             f"archive {archive} failed verification, not restoring: {defects[0]}{more}"
         )
-    return result.manifest, result.checks
+    return result

@@ -21,7 +21,14 @@ from ..fsutil import fsync_dir, remove_tree
 from ..progress import ProgressCallback, emit
 from .databases import finish_databases
 from .extract import Placement, extract
-from .place import first_missing, place_dir, place_file, place_link, seal_directories
+from .place import (
+    first_missing,
+    place_dir,
+    place_file,
+    place_link,
+    seal_directories,
+    take_owner,
+)
 from .plan import Member, PlannedItem, RestoreReport, select, target_destination
 from .proof import proven_scan
 from .spool import Spool
@@ -44,7 +51,7 @@ def restore_to_target(
     if dry_run or agents:
         # A plan, or a few agents out of many: prove the archive first, then extract only what
         # was chosen (two reads, but nothing unchosen is ever written).
-        manifest, _checks = proven_scan(archive, progress)
+        manifest = proven_scan(archive, progress).manifest
         members = select(manifest, agents)
         report = _report(archive, target, dry_run, members)
         if dry_run:
@@ -97,7 +104,8 @@ def _restore_whole(archive: Path, target: Path, progress: ProgressCallback | Non
     spool = Spool(target / f".backupkit-restore-{secrets.token_hex(4)}")
     spool.root.mkdir(mode=0o700)
     try:
-        manifest, checks = proven_scan(archive, progress, spool)
+        proof = proven_scan(archive, progress, spool)
+        manifest, checks = proof.manifest, proof.checks
         spool.finish()
         members = select(manifest, None)
         report = _report(archive, target, False, members)
@@ -121,6 +129,9 @@ def _restore_whole(archive: Path, target: Path, progress: ProgressCallback | Non
         )
         for m, dest in links:
             place_link(m.archive_path, m.target, dest)
+        for m in members:
+            if m.archive_path in proof.owners:
+                take_owner(target_destination(m, target), *proof.owners[m.archive_path])
         seal_directories(target, _dir_modes(members, target))
     finally:
         spool.close()

@@ -19,6 +19,7 @@ class Seen:
     sha256: str = ""
     mode: int = 0
     linkname: str = ""
+    owner: tuple[int, int] = (0, 0)
 
 
 def compare(

@@ -50,6 +50,7 @@ class ScanResult:
     defects: list[str]
     checks: dict[str, DatabaseCheck] = field(default_factory=dict)
     members: int = 0
+    owners: dict[str, tuple[int, int]] = field(default_factory=dict)  # uid, gid of each member
 
 
 def scan_archive(
@@ -106,9 +107,11 @@ def _scan(
                 seen[name] = _read_member(tar, member, checker, sink)
                 emit(progress, "verify", len(seen), 0, name)
             elif member.isdir():
-                seen[name] = Seen("dir", mode=member.mode)
+                seen[name] = Seen("dir", mode=member.mode, owner=(member.uid, member.gid))
             else:
-                seen[name] = Seen("symlink", linkname=member.linkname)
+                seen[name] = Seen(
+                    "symlink", linkname=member.linkname, owner=(member.uid, member.gid)
+                )
         if manifest_bytes is None:
             raise IntegrityError("archive has no manifest.json")
         manifest = parse_manifest(manifest_bytes)
@@ -121,7 +124,8 @@ def _scan(
         if checker is not None:
             checker.close()
     defects += compare(manifest, seen, checks, checked=checker is not None)
-    return ScanResult(manifest, defects, checks, len(seen))
+    owners = {name: seen_.owner for name, seen_ in seen.items()}
+    return ScanResult(manifest, defects, checks, len(seen), owners)
 
 
 # What verify leaves free in the temporary directory's file system (or 1 % of it, if smaller).
@@ -193,4 +197,5 @@ def _read_member(
         sink.written(copy_path)
     if copy_path is not None and checker is not None and is_db:
         checker.submit(copy_path, member.name)
-    return Seen("file", size=size, sha256=digest.hexdigest(), mode=member.mode)
+    owner = (member.uid, member.gid)
+    return Seen("file", size=size, sha256=digest.hexdigest(), mode=member.mode, owner=owner)
