@@ -27,7 +27,7 @@ from ..errors import (
 from ..fsutil import is_within, lexically_within
 from ..ops import ledger
 from ..progress import ProgressCallback, emit
-from ..sqlite.live import wal_in_use
+from ..sqlite.live import open_elsewhere, wal_in_use
 from ..state.discover import discover
 from ..state.layout import StateLayout
 from ..state.lock import state_lock
@@ -58,8 +58,11 @@ from .proof import proven_scan
 
 
 def _live_writers(layout: StateLayout) -> list[Path]:
-    inv = discover(layout)
-    return [d.path for d in inv.databases if wal_in_use(d.path)]
+    """Databases another process has open, in any journal mode: a WAL database by the lock
+    every connection keeps on its -shm, any database by the descriptors in /proc."""
+    paths = [d.path for d in discover(layout).databases]
+    elsewhere = open_elsewhere(paths)
+    return [p for p in paths if p in elsewhere or wal_in_use(p)]
 
 
 def restore_in_place(

@@ -59,3 +59,36 @@ def wal_in_use(db: Path) -> bool | None:
         d == dev and ino == st.st_ino and start <= _SHM_DMS_BYTE <= end
         for d, ino, start, end in locks
     )
+
+
+def open_elsewhere(paths: list[Path]) -> set[Path]:
+    """Those of `paths` that another process has open, found by the file descriptors in
+    /proc/*/fd. This sees an idle connection to a rollback-journal database, which holds no
+    lock at all between transactions; processes of other users are seen only by root."""
+    wanted: dict[tuple[int, int], Path] = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        wanted[(st.st_dev, st.st_ino)] = path
+    found: set[Path] = set()
+    me = str(os.getpid())
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit() and p != me]
+    except OSError:
+        return found
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue  # gone, or another user's process
+        for fd in fds:
+            try:
+                st = os.stat(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            hit = wanted.get((st.st_dev, st.st_ino))
+            if hit is not None:
+                found.add(hit)
+    return found
