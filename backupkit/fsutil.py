@@ -66,6 +66,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Replace `path` with `data` so that a crash leaves either the old file or the new one."""
     tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    # An interrupt between the open above and this try can still leave `tmp` (Python checks
+    # for signals between any two steps): callers that write under a lock sweep such leftovers.
     try:
         try:
             os.fchmod(fd, mode)

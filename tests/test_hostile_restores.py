@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from backupkit.fsutil import remove_tree
 from backupkit.sqlite.connect import sqlite_uri
 from fixtures import StateTree, build_state
 from fixtures import hostile_restore as forge
@@ -210,13 +211,17 @@ def test_a_tree_thousands_of_levels_deep_backs_up_and_restores(
     with open(os.open("deep.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as fh:
         fh.write("at the bottom")
     os.close(fd)
-    archive = _backup(state, tmp_path / "out")
     target = tmp_path / "restored"
-    proc = run_cli("restore", archive, "--target", target)
-    assert proc.returncode == 0, proc.stderr
-    deep = os.path.join(os.fspath(target / "workspace"), *(["d"] * 1100), "deep.txt")
-    with open(deep) as fh:
-        assert fh.read() == "at the bottom"
+    try:
+        archive = _backup(state, tmp_path / "out")
+        proc = run_cli("restore", archive, "--target", target)
+        assert proc.returncode == 0, proc.stderr
+        deep = os.path.join(os.fspath(target / "workspace"), *(["d"] * 1100), "deep.txt")
+        with open(deep) as fh:
+            assert fh.read() == "at the bottom"
+    finally:  # pytest's own clean-up of old temp dirs recurses, and would fail on this tree
+        remove_tree(state.root / "workspace" / "d")
+        remove_tree(target / "workspace" / "d")
 
 
 def _peak_rss_mb(*args: str | os.PathLike[str]) -> tuple[int, float]:

@@ -563,8 +563,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc.format_message(), EXIT_USAGE, False)
     except (click.Abort, KeyboardInterrupt):
         return _fail(
-            "interrupted: nothing half-done was published; the next backup or restore finishes "
-            "or rolls back anything left in progress",
+            "interrupted: nothing is left half-done (a backup publishes no partial archive; an "
+            "in-place restore is either not begun or complete); the next run cleans up",
             EXIT_ENVIRONMENT,
             verbose,
         )

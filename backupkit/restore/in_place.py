@@ -36,7 +36,6 @@ from .extract import Placement, extract
 from .journal import (
     Entry,
     Journal,
-    complete,
     deferred_signals,
     finish,
     recover,
@@ -281,37 +280,38 @@ def _swap_in(
             state,
             write_path=lambda m: staged_of[m.archive_path],
         )
+        # Once the swap begins it runs to its end: every staged file is synced, so it is a few
+        # renames, and a signal that arrives meanwhile is delivered when the state is whole.
+        with deferred_signals():
+            journal.phase = "swapping"
+            journal.save()
+            for i, entry in enumerate(entries):
+                swap_entry(entry)
+                emit(progress, "swap", i + 1, len(entries))
+            journal.phase = "committed"
+            journal.save()
+            finish(journal)
+            _carry_ledger(layout, carried)
     except KeyboardInterrupt:
+        if journal.phase != "staging":
+            raise Interrupted(
+                "interrupted during the swap: the swap was completed, so the state is the "
+                f"archive's; the safety snapshot {report.safety_snapshot} holds the state before it"
+            ) from None
         with deferred_signals():
             rollback_staging(journal)
         raise Interrupted(
             "interrupted while staging the restore: nothing live had changed, and the staged "
             "files were removed; the state is as it was"
         ) from None
-    except BaseException:
-        rollback_staging(journal)
-        raise
-    try:
-        journal.phase = "swapping"
-        journal.save()
-        for i, entry in enumerate(entries):
-            swap_entry(entry)
-            emit(progress, "swap", i + 1, len(entries))
-        journal.phase = "committed"
-        journal.save()
-        finish(journal)
-        _carry_ledger(layout, carried)
-    except KeyboardInterrupt:
-        # Every staged file was synced before the swap began: finishing it takes a few renames,
-        # and leaves exactly the archive's state rather than a mix.
-        with deferred_signals():
-            complete(journal)
-            _carry_ledger(layout, carried)
-        raise Interrupted(
-            "interrupted during the swap: the swap was completed, so the state is the "
-            f"archive's; the safety snapshot {report.safety_snapshot} holds the state before it"
-        ) from None
     except OSError as err:
+        if journal.phase == "staging":
+            rollback_staging(journal)
+            raise from_os_error(err, "staging the restored files") from err
         raise from_os_error(
             err, "swapping restored files into place (the next backup or restore finishes it)"
         ) from err
+    except BaseException:
+        if journal.phase == "staging":
+            rollback_staging(journal)
+        raise

@@ -103,9 +103,12 @@ class Journal:
         return None
 
     def remove(self) -> None:
+        """Remove the journal, and any temporary copy of it an interrupted save left (saves
+        happen only under the state lock, so any such copy is this restore's own)."""
         path = self.path_for(Path(self.state_dir))
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        for stale in [path, *path.parent.glob(f"{JOURNAL_NAME}.*.tmp")]:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
         fsync_dir(path.parent)
 
 
@@ -189,11 +192,14 @@ def recover(layout: StateLayout) -> str | None:
 
 
 def complete(journal: Journal) -> None:
-    """Finish a swap in progress: every remaining rename, then the clean-up."""
-    for e in journal.entries:
-        swap_entry(e)
-    journal.phase = "committed"
-    journal.save()
+    """Finish a swap in progress (every remaining rename, then the clean-up), or only the
+    clean-up of a committed one. The renames are never repeated after the commit: by then old
+    files may be gone from their aside names, and a repeated swap would move a new file aside."""
+    if journal.phase == "swapping":
+        for e in journal.entries:
+            swap_entry(e)
+        journal.phase = "committed"
+        journal.save()
     finish(journal)
 
 
@@ -225,8 +231,5 @@ def _carry_out(journal: Journal) -> str:
             f"rolled back an interrupted restore of {journal.archive} "
             "(it had not touched the live state yet)"
         )
-    if journal.phase == "swapping":
-        complete(journal)
-    else:
-        finish(journal)
+    complete(journal)
     return f"completed an interrupted restore of {journal.archive}"

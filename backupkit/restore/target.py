@@ -1,6 +1,8 @@
 """`restore --target DIR`: rebuild a state dir in a missing or empty directory.
 
-Nothing is written outside DIR. A whole-archive restore reads the archive once: every member is
+Nothing is written outside DIR. While the restore runs, DIR holds `.backupkit-restore-incomplete`,
+removed as the last step: a directory a killed run left behind says so, and no later backup or
+restore takes it for a state. A whole-archive restore reads the archive once: every member is
 spooled into a private directory inside DIR as it streams by, each database is checked as soon
 as its last byte lands, and files are placed only once the whole archive has matched its
 manifest. `--agent` and `--dry-run` prove the archive first, then extract only what was chosen.
@@ -17,8 +19,9 @@ from pathlib import Path
 
 from ..archive.manifest import Manifest
 from ..errors import InputError
-from ..fsutil import fsync_dir, remove_tree
+from ..fsutil import atomic_write, fsync_dir, remove_tree
 from ..progress import ProgressCallback, emit
+from ..state.layout import INCOMPLETE_MARK
 from .databases import finish_databases
 from .extract import Placement, extract
 from .place import (
@@ -44,6 +47,11 @@ def restore_to_target(
 ) -> RestoreReport:
     if target.exists() and not target.is_dir():
         raise InputError(f"restore target {target} is a file: give a missing or empty directory")
+    if (target / INCOMPLETE_MARK).exists():
+        raise InputError(
+            f"restore target {target} holds a restore that never finished: remove it and "
+            "restore again"
+        )
     if target.exists() and any(target.iterdir()):
         raise InputError(f"restore target {target} is not empty: give a missing or empty directory")
     manifest: Manifest | None = None
@@ -63,11 +71,14 @@ def restore_to_target(
     try:
         target.mkdir(parents=True, exist_ok=True)
         os.chmod(target, 0o700)
+        mark = target / INCOMPLETE_MARK
+        atomic_write(mark, os.fsencode(archive) + b"\n")
         if manifest is not None:
             _extract_selected(archive, target, manifest, members, report, progress)
         else:
             report = _restore_whole(archive, target, progress)
         os.chmod(target, 0o755)
+        mark.unlink()  # the last step: only now is the directory a whole state
         fsync_dir(target)
     except BaseException:
         if created is not None:

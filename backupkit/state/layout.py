@@ -20,6 +20,9 @@ AGENT_DB_NAME = "openclaw-agent.sqlite"
 LOCK_NAME = "backupkit.lock"
 JOURNAL_NAME = "backupkit-restore.journal"
 RESTORE_TEMP_PREFIX = ".bk-restore-"
+# Stands in a `restore --target` directory until the restore is whole: a directory that still
+# has it after a killed run is a partial restore, and no backup or restore takes it for a state.
+INCOMPLETE_MARK = ".backupkit-restore-incomplete"
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,11 @@ def existing_layout(state_dir: str | os.PathLike[str] | None) -> StateLayout:
         )
     if not path.is_dir():
         raise InputError(f"state dir {path} is not a directory")
+    if (path / INCOMPLETE_MARK).exists():
+        raise InputError(
+            f"{path} holds a restore that never finished ({INCOMPLETE_MARK} is there): remove "
+            "the directory and restore again"
+        )
     return layout_for(path)
 
 
