@@ -1,0 +1,144 @@
+"""`list`, `prune` and `status`: this state dir's archives, retention and monitoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import (
+    IntegrityError,
+    from_os_error,
+)
+from ..ops import ledger
+from ..ops.catalog import catalogue
+from ..ops.prometheus import write_prometheus
+from ..ops.prune import prune
+from ..ops.retention import Policy
+from ..ops.status import DEFAULT_MAX_AGE, backup_status
+from ..state.layout import existing_layout, resolve_output_dir
+from . import render
+from .app import Options, cli, json_out
+from .options import archive_dir_option, json_option
+
+
+def _policy(last: int, hourly: int, daily: int, weekly: int, monthly: int, yearly: int) -> Policy:
+    counts = {
+        "last": last,
+        "hourly": hourly,
+        "daily": daily,
+        "weekly": weekly,
+        "monthly": monthly,
+        "yearly": yearly,
+    }
+    return Policy({k: v for k, v in counts.items() if v})
+
+
+@cli.command(name="prune")
+@archive_dir_option
+@click.option("--keep-last", type=click.IntRange(min=0), default=0, metavar="N")
+@click.option("--keep-hourly", type=click.IntRange(min=0), default=0, metavar="N")
+@click.option("--keep-daily", type=click.IntRange(min=0), default=0, metavar="N")
+@click.option("--keep-weekly", type=click.IntRange(min=0), default=0, metavar="N")
+@click.option("--keep-monthly", type=click.IntRange(min=0), default=0, metavar="N")
+@click.option("--keep-yearly", type=click.IntRange(min=0), default=0, metavar="N")
+@click.option(
+    "--reason",
+    "reasons",
+    multiple=True,
+    metavar="REASON",
+    help="Apply the policy only to archives with this reason (repeatable); by default "
+    "every reason but pre-migration and pre-restore, which are kept.",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be kept and removed, and why.")
+@json_option
+@click.pass_obj
+def prune_cmd(
+    opts: Options,
+    output: Path | None,
+    keep_last: int,
+    keep_hourly: int,
+    keep_daily: int,
+    keep_weekly: int,
+    keep_monthly: int,
+    keep_yearly: int,
+    reasons: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Delete archives a retention policy does not keep (restic forget semantics)."""
+    policy = _policy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
+    report = prune(
+        opts.state_dir, policy=policy, output=output, reasons=list(reasons) or None, dry_run=dry_run
+    )
+    if as_json:
+        json_out(report.to_dict())
+        return
+    for line in render.prune_lines(report):
+        click.echo(line)
+    for warning in report.warnings:
+        opts.note(f"backupkit: warning: {warning}")
+    opts.note(render.prune_summary(report))
+
+
+@cli.command(name="list")
+@archive_dir_option
+@json_option
+@click.pass_obj
+def list_cmd(opts: Options, output: Path | None, as_json: bool) -> None:
+    """Archives and runs, newest first, with the last verify result of each."""
+    layout = existing_layout(opts.state_dir)
+    out = resolve_output_dir(output, layout.state_dir)
+    cat = catalogue(layout.state_dir, ledger.read(layout.global_db), [out])
+    if as_json:
+        json_out(
+            {
+                "ok": True,
+                "output": str(out),
+                "archives": [e.to_dict() for e in cat.entries],
+                "problems": cat.problems,
+            }
+        )
+        return
+    for e in cat.entries:
+        click.echo(render.list_line(e))
+    for problem in cat.problems:
+        opts.note(f"backupkit: warning: {problem}")
+    if not cat.entries:
+        opts.note(f"backupkit: no archives in {out}")
+
+
+@cli.command(name="status")
+@click.option(
+    "--max-age",
+    default=DEFAULT_MAX_AGE,
+    show_default=True,
+    metavar="DURATION",
+    help="Oldest acceptable last good backup (90m, 26h, 2d, 1w).",
+)
+@archive_dir_option
+@click.option(
+    "--prometheus",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Also write the status as a node_exporter textfile (written atomically, 0644).",
+)
+@json_option
+@click.pass_obj
+def status_cmd(
+    opts: Options, max_age: str, output: Path | None, prometheus: Path | None, as_json: bool
+) -> None:
+    """Age and result of the last good backup; exit 1 when stale or failed."""
+    report = backup_status(opts.state_dir, max_age=max_age, output=output)
+    if prometheus is not None:
+        try:
+            write_prometheus(prometheus, report, report.state_dir)
+        except OSError as err:
+            raise from_os_error(err, f"writing {prometheus}") from err
+    if as_json:
+        json_out(report.to_dict())
+    else:
+        click.echo(render.status_line(report))
+    if not report.ok:
+        raise IntegrityError(f"backup status: {'; '.join(report.problems)}")

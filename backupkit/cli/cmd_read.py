@@ -1,0 +1,133 @@
+"""`verify`, `restore` and `show`: read an archive, check it, put it back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..archive.reader import read_manifest
+from ..errors import (
+    IntegrityError,
+)
+from ..restore.run import restore_archive
+from ..verify.verdict import verify_archive
+from . import render
+from .app import Options, cli, json_out
+from .options import json_option
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(path_type=Path))
+@json_option
+@click.option("--no-record", is_flag=True, help="Do not record the result in backup_runs.")
+@click.pass_obj
+def verify(opts: Options, archive: Path, as_json: bool, no_record: bool) -> None:
+    """Prove an archive restorable; exit 1 on any defect."""
+    report = verify_archive(
+        archive, state_dir=opts.state_dir, record=not no_record, progress=opts.progress()
+    )
+    if as_json:
+        json_out(report.to_dict())
+    else:
+        for defect in report.defects:
+            click.echo(f"defect: {defect}")
+        for warning in report.warnings:
+            opts.note(f"backupkit: warning: {warning}")
+        click.echo(render.verify_line(report))
+    if not report.ok:
+        raise IntegrityError(f"archive {report.archive} failed verification: {report.defects[0]}")
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(path_type=Path))
+@click.option(
+    "--target",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Restore into this missing or empty directory.",
+)
+@click.option("--in-place", is_flag=True, help="Replace the live state (after a safety snapshot).")
+@click.option("--dry-run", is_flag=True, help="Show the plan; touch nothing.")
+@click.option(
+    "--agent",
+    "agents",
+    multiple=True,
+    metavar="ID",
+    help="Restore only this agent's database and directory; repeatable.",
+)
+@click.option(
+    "--force", is_flag=True, help="In place: go ahead even if a process has a database open."
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="In place: where the safety snapshot goes (default: the backup directory).",
+)
+@click.option(
+    "--delete-extra",
+    is_flag=True,
+    help="In place: remove live files the archive does not hold (default: keep them).",
+)
+@click.option(
+    "--from-other-state",
+    is_flag=True,
+    help="In place: the archive is of another state dir, and restoring it here is intended.",
+)
+@json_option
+@click.pass_obj
+def restore(
+    opts: Options,
+    archive: Path,
+    target: Path | None,
+    in_place: bool,
+    dry_run: bool,
+    agents: tuple[str, ...],
+    force: bool,
+    output: Path | None,
+    delete_extra: bool,
+    from_other_state: bool,
+    as_json: bool,
+) -> None:
+    """Restore an archive into a fresh directory (--target) or over the live state (--in-place)."""
+    report = restore_archive(
+        archive,
+        target=target,
+        in_place=in_place,
+        dry_run=dry_run,
+        agents=list(agents) or None,
+        force=force,
+        state_dir=opts.state_dir,
+        output=output,
+        delete_extra=delete_extra,
+        from_other_state=from_other_state,
+        progress=opts.progress(),
+    )
+    if as_json:
+        json_out(report.to_dict())
+        return
+    if report.recovered:
+        opts.note(f"backupkit: {report.recovered}")
+    if report.safety_snapshot:
+        click.echo(f"safety snapshot: {report.safety_snapshot}")
+    if dry_run or opts.verbose:
+        for line in render.restore_items(report):
+            click.echo(line)
+    for note in report.notes:
+        opts.note(f"backupkit: {note}")
+    for warning in report.warnings:
+        opts.note(f"backupkit: warning: {warning}")
+    click.echo(render.restore_line(report))
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as one JSON object.")
+def show(archive: Path, as_json: bool) -> None:
+    """Print an archive's manifest, readably."""
+    manifest = read_manifest(archive)
+    if as_json:
+        json_out(manifest.model_dump(mode="json"))
+    else:
+        click.echo(render.describe_manifest(manifest))
