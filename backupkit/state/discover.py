@@ -7,7 +7,6 @@ opens a database in a way that could create a file (see sqlite/connect.py, open_
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import sqlite3
 import stat
@@ -19,7 +18,6 @@ from ..archive.manifest import FileKind, Role, SkippedEntry
 from ..archive.policy import name_defect
 from ..errors import from_os_error
 from ..fsutil import is_within
-from ..sqlite.connect import has_sqlite_header
 from .layout import (
     AGENT_DB_NAME,
     GLOBAL_DB_REL,
@@ -29,10 +27,17 @@ from .layout import (
     StateLayout,
 )
 from .registry import read_registry
-
-SIDECAR_REASONS = {"-wal": "wal-sidecar", "-shm": "wal-sidecar", "-journal": "journal-sidecar"}
-LEGACY_NAMES = {"sessions.json"}
-LEGACY_SUFFIXES = (".jsonl",)
+from .rules import (
+    LEGACY_NAMES,
+    LEGACY_SUFFIXES,
+    excluded,
+    is_database,
+    is_workspace,
+    looks_like_database,
+    own_state_file,
+    sidecar_reason,
+    special_reason,
+)
 
 
 @dataclass
@@ -94,68 +99,6 @@ def _state_archive_path(rel: PurePosixPath) -> str:
     return f"state/{rel.as_posix()}"
 
 
-def _is_workspace(rel: PurePosixPath) -> bool:
-    parts = rel.parts
-    top = parts[0]
-    if top == "workspace" or top.startswith("workspace-") or top == "workspaces":
-        return True
-    return len(parts) >= 3 and parts[0] == "agents" and parts[2] == "workspace"
-
-
-def _excluded(rel: PurePosixPath, patterns: Iterable[str]) -> bool:
-    text = rel.as_posix()
-    return any(fnmatch.fnmatchcase(text, p) or fnmatch.fnmatchcase(rel.name, p) for p in patterns)
-
-
-def _looks_like_database(path: Path, size: int) -> bool:
-    """By content, not by name: the 16-byte SQLite header (a database is at least one 512-byte
-    page, so a smaller file is none)."""
-    if size < 512:
-        return False
-    try:
-        return has_sqlite_header(path)
-    except OSError:
-        return False  # unreadable: archived as a file, and the archive step says why it failed
-
-
-def _sidecar_reason(path: Path, rel: PurePosixPath, in_state: bool) -> str | None:
-    """Why a file is left out as a sidecar or a runtime file of the gateway, or None.
-
-    Only real sidecars go: `X-wal`, `X-shm`, `X-journal` beside a database `X`. Lock and pid
-    files go only where the gateway keeps its own (the top of the state dir, `state/`, and the
-    legacy `*.jsonl.lock` session locks); a workspace's `Cargo.lock` or `yarn.lock` is user data.
-    """
-    name = rel.name
-    for suffix, reason in SIDECAR_REASONS.items():
-        if name.endswith(suffix):
-            base = Path(os.fspath(path)[: -len(suffix)])
-            try:
-                st = base.stat()
-            except OSError:
-                return None
-            if stat.S_ISREG(st.st_mode) and (
-                base.name.endswith(".sqlite") or _looks_like_database(base, st.st_size)
-            ):
-                return reason
-            return None
-    gateway_place = in_state and (len(rel.parts) == 1 or rel.parts[0] == "state")
-    if name.endswith(".lock") and (gateway_place or (in_state and name.endswith(".jsonl.lock"))):
-        return "lock-file"
-    if name.endswith(".pid") and gateway_place:
-        return "pid-file"
-    return None
-
-
-def _special_reason(mode: int) -> str | None:
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    return None
-
-
 class _Walker:
     """One pass over a directory tree, sorting each entry into the inventory."""
 
@@ -215,18 +158,18 @@ class _Walker:
         kind_of: Callable[[PurePosixPath], FileKind],
         stack: list[tuple[Path, PurePosixPath]],
     ) -> None:
-        if _excluded(rel, self.excludes):
+        if excluded(rel, self.excludes):
             self._skip(path, "excluded")
             return
         in_state = archive_of is _in_state_archive
-        if in_state and not self.include_workspaces and _is_workspace(rel):
+        if in_state and not self.include_workspaces and is_workspace(rel):
             self._skip(path, "no-workspaces")
             return
         mode = st.st_mode
         # The one member policy decides what an archive may hold; what it would refuse is never
         # packed (a user file named like backupkit's own, say), so every archive a backup
         # writes is one verify accepts.
-        if name_defect(archive_of(path, rel)) and not _own_state_file(rel, in_state):
+        if name_defect(archive_of(path, rel)) and not own_state_file(rel, in_state):
             self._skip(path, "reserved-name")
             return
         if stat.S_ISLNK(mode):
@@ -247,7 +190,7 @@ class _Walker:
             )
             stack.append((path, rel))
             return
-        special = _special_reason(mode)
+        special = special_reason(mode)
         if special:
             self._skip(path, special)
             return
@@ -260,11 +203,11 @@ class _Walker:
         ):
             self._skip(path, "restore-in-progress")
             return
-        sidecar = _sidecar_reason(path, rel, in_state)
+        sidecar = sidecar_reason(path, rel, in_state)
         if sidecar:
             self._skip(path, sidecar)
             return
-        if in_state and (rel.name.endswith(".sqlite") or _looks_like_database(path, st.st_size)):
+        if in_state and (rel.name.endswith(".sqlite") or looks_like_database(path, st.st_size)):
             self.sqlite_candidates.append((path, rel, st.st_size))
             return
         self.inv.files.append(
@@ -315,7 +258,7 @@ def discover(
             return "credential"
         if rel.name == "auth-profiles.json":
             return "auth-profile"
-        if _is_workspace(rel):
+        if is_workspace(rel):
             return "workspace"
         if rel.name in LEGACY_NAMES or rel.name.endswith(LEGACY_SUFFIXES):
             return "legacy"
@@ -402,7 +345,7 @@ def _classify_databases(inv: Inventory, candidates: list[tuple[Path, PurePosixPa
                     "or not a regular file"
                 )
                 continue
-            if not _is_database(Path(real)):
+            if not is_database(Path(real)):
                 inv.skipped.append(
                     SkippedEntry(source_path=os.fspath(registered), reason="not-a-database")
                 )
@@ -425,22 +368,3 @@ def _classify_databases(inv: Inventory, candidates: list[tuple[Path, PurePosixPa
 
     order = {"global": 0, "agent": 1, "other": 2}
     inv.databases = sorted(by_real.values(), key=lambda d: (order[d.role], d.archive_path))
-
-
-def _is_database(path: Path) -> bool:
-    try:
-        return has_sqlite_header(path)
-    except OSError:
-        return False
-
-
-def _own_state_file(rel: PurePosixPath, in_state: bool) -> bool:
-    """backupkit's lock, journal and restore temporaries: skipped below with reasons of their
-    own."""
-    if not in_state:
-        return False
-    return (
-        rel == PurePosixPath(LOCK_NAME)
-        or (len(rel.parts) == 1 and rel.name.startswith(JOURNAL_NAME))
-        or rel.name.startswith(RESTORE_TEMP_PREFIX)
-    )
