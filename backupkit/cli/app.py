@@ -47,9 +47,24 @@ def _draw_progress(event: ProgressEvent) -> None:
     sys.stderr.flush()
 
 
+class _Printed:
+    """Whether this run printed its JSON object already: a failure after it adds none."""
+
+    json = False
+
+
 def json_out(obj: dict[str, Any]) -> None:
     sys.stdout.buffer.write(jsonio.dumps(obj) + b"\n")
     sys.stdout.flush()
+    _Printed.json = True
+
+
+def json_printed() -> bool:
+    return _Printed.json
+
+
+def reset_printed() -> None:
+    _Printed.json = False
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -10,6 +10,7 @@ from ..archive.reader import read_manifest
 from ..errors import (
     IntegrityError,
 )
+from ..ops.refs import resolve_archive
 from ..restore.run import restore_archive
 from ..verify.verdict import verify_archive
 from . import render
@@ -18,14 +19,17 @@ from .options import json_option
 
 
 @cli.command()
-@click.argument("archive", type=click.Path(path_type=Path))
+@click.argument("archive", metavar="ARCHIVE")
 @json_option
 @click.option("--no-record", is_flag=True, help="Do not record the result in backup_runs.")
 @click.pass_obj
-def verify(opts: Options, archive: Path, as_json: bool, no_record: bool) -> None:
+def verify(opts: Options, archive: str, as_json: bool, no_record: bool) -> None:
     """Prove an archive restorable; exit 1 on any defect."""
     report = verify_archive(
-        archive, state_dir=opts.state_dir, record=not no_record, progress=opts.progress()
+        resolve_archive(archive, opts.state_dir),
+        state_dir=opts.state_dir,
+        record=not no_record,
+        progress=opts.progress(),
     )
     if as_json:
         json_out(report.to_dict())
@@ -40,7 +44,7 @@ def verify(opts: Options, archive: Path, as_json: bool, no_record: bool) -> None
 
 
 @cli.command()
-@click.argument("archive", type=click.Path(path_type=Path))
+@click.argument("archive", metavar="ARCHIVE")
 @click.option(
     "--target",
     type=click.Path(path_type=Path),
@@ -79,7 +83,7 @@ def verify(opts: Options, archive: Path, as_json: bool, no_record: bool) -> None
 @click.pass_obj
 def restore(
     opts: Options,
-    archive: Path,
+    archive: str,
     target: Path | None,
     in_place: bool,
     dry_run: bool,
@@ -92,7 +96,7 @@ def restore(
 ) -> None:
     """Restore an archive into a fresh directory (--target) or over the live state (--in-place)."""
     report = restore_archive(
-        archive,
+        resolve_archive(archive, opts.state_dir),
         target=target,
         in_place=in_place,
         dry_run=dry_run,
@@ -122,11 +126,12 @@ def restore(
 
 
 @cli.command()
-@click.argument("archive", type=click.Path(path_type=Path))
+@click.argument("archive", metavar="ARCHIVE")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as one JSON object.")
-def show(archive: Path, as_json: bool) -> None:
+@click.pass_obj
+def show(opts: Options, archive: str, as_json: bool) -> None:
     """Print an archive's manifest, readably."""
-    manifest = read_manifest(archive)
+    manifest = read_manifest(resolve_archive(archive, opts.state_dir))
     if as_json:
         json_out(manifest.model_dump(mode="json"))
     else:
