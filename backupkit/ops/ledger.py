@@ -148,23 +148,35 @@ def _insert(
     if not global_db.is_file():
         return f"global database {global_db} not found: run not recorded in {TABLE}"
     verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+
+    def insert(conn: sqlite3.Connection) -> None:
+        conn.execute(CREATE_TABLE)
+        columns, fill = _fit(conn)
+        names = ", ".join(columns + list(fill))
+        marks = ", ".join("?" for _ in range(len(columns) + len(fill)))
+        conn.executemany(
+            f"{verb} INTO {TABLE} ({names}) VALUES ({marks})",
+            [v + list(fill.values()) for v in values_for(columns)],
+        )
+
+    return _transaction(global_db, insert, f"could not record the run in {global_db}")
+
+
+def _transaction(
+    global_db: Path, work: Callable[[sqlite3.Connection], None], failed: str
+) -> str | None:
+    """Run `work` in one short BEGIN IMMEDIATE transaction, as the gateway's own writers do;
+    None on success, else `failed` and SQLite's reason as one line."""
     try:
         conn = connect_live(global_db, timeout=BUSY_TIMEOUT_S)
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(CREATE_TABLE)
-            columns, fill = _fit(conn)
-            names = ", ".join(columns + list(fill))
-            marks = ", ".join("?" for _ in range(len(columns) + len(fill)))
-            conn.executemany(
-                f"{verb} INTO {TABLE} ({names}) VALUES ({marks})",
-                [v + list(fill.values()) for v in values_for(columns)],
-            )
+            work(conn)
             conn.execute("COMMIT")
         finally:
             conn.close()
     except sqlite3.Error as err:
-        return f"could not record the run in {global_db}: {err}"
+        return f"{failed}: {err}"
     return None
 
 
@@ -239,17 +251,11 @@ def mark_pruned(global_db: Path, ids: list[str]) -> str | None:
     """Mark backup rows whose archives were deleted; a warning line if that failed."""
     if not global_db.is_file() or not ids:
         return None
-    try:
-        conn = connect_live(global_db, timeout=BUSY_TIMEOUT_S)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(f"UPDATE {TABLE} SET status='pruned' WHERE id=?", [(i,) for i in ids])
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-    except sqlite3.Error as err:
-        return f"archives deleted, but {TABLE} could not be marked: {err}"
-    return None
+
+    def mark(conn: sqlite3.Connection) -> None:
+        conn.executemany(f"UPDATE {TABLE} SET status='pruned' WHERE id=?", [(i,) for i in ids])
+
+    return _transaction(global_db, mark, f"archives deleted, but {TABLE} could not be marked")
 
 
 def read_raw(global_db: Path) -> list[tuple[object, ...]]:

@@ -336,23 +336,15 @@ def _classify_databases(inv: Inventory, candidates: list[tuple[Path, PurePosixPa
             if is_within(Path(real), state):
                 # Inside the state dir but not walked: the user excluded it.
                 continue
+            unusable = None
             if not os.path.isfile(real):
-                inv.skipped.append(
-                    SkippedEntry(source_path=os.fspath(registered), reason="missing")
-                )
-                inv.notes.append(
-                    f"agent_databases lists {registered} for {agent_id}, but it is missing "
-                    "or not a regular file"
-                )
-                continue
-            if not is_database(Path(real)):
-                inv.skipped.append(
-                    SkippedEntry(source_path=os.fspath(registered), reason="not-a-database")
-                )
-                inv.notes.append(
-                    f"agent_databases lists {registered} for {agent_id}, but it is not a "
-                    "SQLite database: not captured"
-                )
+                unusable = ("missing", "it is missing or not a regular file")
+            elif not is_database(Path(real)):
+                unusable = ("not-a-database", "it is not a SQLite database: not captured")
+            if unusable is not None:
+                reason, why = unusable
+                inv.skipped.append(SkippedEntry(source_path=os.fspath(registered), reason=reason))
+                inv.notes.append(f"agent_databases lists {registered} for {agent_id}, but {why}")
                 continue
             source = Path(os.path.abspath(registered))
             by_real[real] = DatabaseSource(
