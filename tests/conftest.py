@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -11,7 +12,9 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -123,6 +126,44 @@ def json_out(proc: subprocess.CompletedProcess[str]) -> dict:
     return orjson.loads(lines[0])
 
 
+ERROR_LINE = re.compile(r"^backupkit: error: \S")
+
+
+@dataclass
+class Verdict:
+    """What `backupkit verify --json` said: exit code, the error line, the report (if any)."""
+
+    code: int
+    stderr: str
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def defects(self) -> list[str]:
+        return list(self.report.get("defects", []))
+
+    @property
+    def error(self) -> str:
+        """The one plain line a failing run prints on stderr (CONTRACT section 3)."""
+        lines = self.stderr.splitlines()
+        assert len(lines) == 1, f"expected one line on stderr, got: {self.stderr!r}"
+        assert ERROR_LINE.match(lines[0]), lines[0]
+        return lines[0]
+
+
+def run_verify(
+    archive: Path,
+    *options: str,
+    state_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Verdict:
+    """`backupkit [--state-dir DIR] verify --json [options] ARCHIVE` as a subprocess."""
+    before = ["--state-dir", os.fspath(state_dir)] if state_dir is not None else []
+    proc = run_cli(*before, "verify", "--json", *options, archive, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) <= 1, f"more than one JSON object on stdout: {proc.stdout!r}"
+    return Verdict(proc.returncode, proc.stderr, orjson.loads(lines[0]) if lines else {})
+
+
 def table_rows(db: Path, *, immutable: bool = False) -> dict[str, list[tuple]]:
     """Every row of every table, sorted: the unit of "row for row" equality."""
     uri = f"file:{db}?mode=ro" + ("&immutable=1" if immutable else "")
@@ -214,6 +255,23 @@ def backup_ok(state: StateTree, out_dir: Path, *extra: str) -> Path:
     archive = Path(proc.stdout.strip().splitlines()[-1])
     assert archive.is_file()
     return archive
+
+
+def damage_state(state: StateTree) -> None:
+    """What an operator finds at 3 a.m.: rows gone, config broken, a legacy file lost, and a
+    foreign WAL planted beside a database (SQLite would replay it into a restored file)."""
+    main = state.agent_dbs["main"]
+    conn = sqlite3.connect(main)
+    conn.execute("DELETE FROM session_entries")
+    conn.execute("DELETE FROM transcript_event_identities")
+    conn.commit()
+    conn.close()
+    state.config_path.write_text("{ broken")
+    state.legacy_files[0].unlink()
+    foreign = state.agent_dbs["zoe"]
+    for side in ("-wal", "-shm"):
+        Path(f"{foreign}{side}").unlink(missing_ok=True)
+    Path(f"{foreign}-wal").write_bytes(os.urandom(8192))
 
 
 def all_databases(state: StateTree) -> list[Path]:

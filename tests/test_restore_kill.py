@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from fixtures import build_state
-from tests.conftest import REPO, fingerprint, run_cli
-from tests.test_restore_in_place import _damage
+from tests.conftest import REPO, damage_state, fingerprint, run_cli
 
 ENV = {**os.environ, "PYTHONPATH": os.fspath(REPO)}
 
@@ -27,7 +26,7 @@ def _trials(tmp_path: Path, seed: int, count: int) -> list[str]:
     archive = Path(
         run_cli("--state-dir", state.root, "-q", "backup", "--output", out).stdout.strip()
     )
-    _damage(state)
+    damage_state(state)
     old = (fingerprint(state.root), fingerprint(state.external_dir))
     template = tmp_path / "template"
     shutil.copytree(state.root, template / "state", symlinks=True)

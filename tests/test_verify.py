@@ -7,52 +7,13 @@ The damaged and forged archives are in test_verify_corruption.py.
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from fixtures import StateTree, hostile
-from tests.conftest import backup_ok, live_rows, manifest_of, run_cli, tree_snapshot
-
-ERROR_LINE = re.compile(r"^backupkit: error: \S")
-
-
-@dataclass
-class Verdict:
-    """What `backupkit verify --json` said: exit code, the error line, the report (if any)."""
-
-    code: int
-    stderr: str
-    report: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def defects(self) -> list[str]:
-        return list(self.report.get("defects", []))
-
-    @property
-    def error(self) -> str:
-        """The one plain line a failing run prints on stderr (CONTRACT section 3)."""
-        lines = self.stderr.splitlines()
-        assert len(lines) == 1, f"expected one line on stderr, got: {self.stderr!r}"
-        assert ERROR_LINE.match(lines[0]), lines[0]
-        return lines[0]
-
-
-def run_verify(
-    archive: Path,
-    *options: str,
-    state_dir: Path | None = None,
-    env: dict[str, str] | None = None,
-) -> Verdict:
-    """`backupkit [--state-dir DIR] verify --json [options] ARCHIVE` as a subprocess."""
-    before = ["--state-dir", os.fspath(state_dir)] if state_dir is not None else []
-    proc = run_cli(*before, "verify", "--json", *options, archive, env=env)
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    assert len(lines) <= 1, f"more than one JSON object on stdout: {proc.stdout!r}"
-    return Verdict(proc.returncode, proc.stderr, orjson.loads(lines[0]) if lines else {})
+from tests.conftest import backup_ok, live_rows, manifest_of, run_cli, run_verify, tree_snapshot
 
 
 def verify_rows(state: StateTree, archive: Path) -> list[tuple[Any, ...]]:

@@ -27,8 +27,7 @@ import zstandard
 import backupkit
 from backupkit.archive_read import READ_CHUNK, SEAL_SIZE
 from fixtures import build_state, hostile
-from tests.conftest import REPO, run_cli
-from tests.test_verify import Verdict, run_verify
+from tests.conftest import REPO, Verdict, run_cli, run_verify
 
 HOSTILE_DIR = REPO / "fixtures" / "hostile"
 FLIP_COUNT = 200
