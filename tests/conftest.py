@@ -1,8 +1,12 @@
-"""Shared test helpers: real state trees, the real CLI as a subprocess, row-level comparison."""
+"""Shared test helpers: real state trees, the real CLI (in this interpreter, or as a process when
+only a process will do), row-level comparison."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import logging
 import os
 import re
 import shutil
@@ -12,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,40 +25,122 @@ import orjson
 import pytest
 import zstandard
 
+from backupkit.cli import main as cli_main
 from fixtures import StateTree, build_state
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_cli(
+LEAKY_PREFIXES = ("OPENCLAW_", "BACKUPKIT_")
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a user's shell would give the CLI: none of our variables leak in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
+    env["PYTHONPATH"] = os.fspath(REPO)
+    env.update(extra or {})
+    return env
+
+
+def run_cli_process(
     *args: str | os.PathLike[str],
     env: dict[str, str] | None = None,
     timeout: float = 120,
     **kwargs: object,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m backupkit ARGS` as a user would, in a clean environment."""
-    full_env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "BACKUPKIT_"))
-    }
-    full_env["PYTHONPATH"] = os.fspath(REPO)
-    if env:
-        full_env.update(env)
+    """Run `python -m backupkit ARGS` as a user would, in a clean environment, in a new
+    interpreter: for what only a real process shows (signals, rlimits, a second locker, the
+    interpreter's own start and exit)."""
     return subprocess.run(
         [sys.executable, "-m", "backupkit", *map(os.fspath, args)],
         capture_output=True,
         text=True,
-        env=full_env,
+        env=cli_env(env),
         timeout=timeout,
         **kwargs,  # type: ignore[arg-type]
     )
 
 
-def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment a user's shell would give the CLI: none of our variables leak in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "BACKUPKIT_"))}
-    env["PYTHONPATH"] = os.fspath(REPO)
-    env.update(extra or {})
-    return env
+def _universal_newlines(data: bytes, errors: str) -> str:
+    # What `subprocess.run(..., text=True)` makes of a pipe's bytes.
+    return data.decode("utf-8", errors).replace("\r\n", "\n").replace("\r", "\n")
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    saved_tempdir = tempfile.tempdir
+    os.environ.clear()
+    os.environ.update(env)
+    tempfile.tempdir = None  # gettempdir() caches: let it read this TMPDIR, as a new process does
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        tempfile.tempdir = saved_tempdir
+
+
+@contextlib.contextmanager
+def _root_logging() -> Iterator[None]:
+    # The CLI configures logging with basicConfig, which does nothing once the root logger has a
+    # handler (pytest's, or an earlier call's bound to that call's stderr): give each call a
+    # bare root logger, as a fresh process has, and put pytest's back afterwards.
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    root.handlers = []
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers = saved_handlers
+        root.setLevel(saved_level)
+
+
+def run_cli(
+    *args: str | os.PathLike[str],
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`backupkit ARGS` in this interpreter, through `backupkit.cli.main`, seen as a user would
+    see it: the same clean environment as `run_cli_process`, stdin at end of file, stdout and
+    stderr captured (neither a TTY, so no progress is drawn), and the process left as it was
+    found (environment, temp dir, working directory, SIGTERM handler, logging)."""
+    argv = [os.fspath(a) for a in args]
+    out, err = io.BytesIO(), io.BytesIO()
+    stdin = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    stderr = io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace", write_through=True)
+    streams = (sys.stdin, sys.stdout, sys.stderr)
+    sigterm = signal.getsignal(signal.SIGTERM)
+    old_cwd = os.getcwd()
+    try:
+        with _environment(cli_env(env)), _root_logging():
+            sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
+            if cwd is not None:
+                os.chdir(cwd)
+            try:
+                code = cli_main(argv)
+            except SystemExit as exc:  # what the interpreter would make of it
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+            except BaseException as exc:
+                exc.add_note(f"backupkit {argv} crashed; its stderr:\n{err.getvalue()!r}")
+                raise
+            finally:
+                stdout.flush()
+                stderr.flush()
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = streams
+        os.chdir(old_cwd)
+        if sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
+    return subprocess.CompletedProcess(
+        ["backupkit", *argv],
+        code,
+        _universal_newlines(out.getvalue(), "strict"),
+        _universal_newlines(err.getvalue(), "backslashreplace"),
+    )
 
 
 def _default_sigint() -> None:
@@ -156,7 +243,7 @@ def run_verify(
     state_dir: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> Verdict:
-    """`backupkit [--state-dir DIR] verify --json [options] ARCHIVE` as a subprocess."""
+    """`backupkit [--state-dir DIR] verify --json [options] ARCHIVE` through the CLI."""
     before = ["--state-dir", os.fspath(state_dir)] if state_dir is not None else []
     proc = run_cli(*before, "verify", "--json", *options, archive, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.strip()]

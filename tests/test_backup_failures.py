@@ -25,6 +25,7 @@ from tests.conftest import (
     only_archives,
     run_cli,
     run_cli_as_nobody,
+    run_cli_process,
     start_cli,
     tree_snapshot,
 )
@@ -62,7 +63,8 @@ def test_output_inside_the_state_dir_exits_2(state: StateTree) -> None:
 
 
 def test_unknown_option_is_one_line_and_exit_2(state: StateTree) -> None:
-    proc = run_cli("--state-dir", state.root, "backup", "--frobnicate")
+    # As a real `python -m backupkit`: the one line is all the interpreter prints, start included.
+    proc = run_cli_process("--state-dir", state.root, "backup", "--frobnicate")
     assert proc.returncode == 2
     assert "--frobnicate" in _one_line_error(proc)
 
@@ -146,7 +148,8 @@ def test_file_size_limit_while_writing_the_archive_exits_4_leaving_nothing(tmp_p
     def limit() -> None:  # the kernel refuses writes past 1 MiB: EFBIG, like a full disk
         resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 
-    proc = run_cli("--state-dir", tree.root, "backup", "--output", out, preexec_fn=limit)
+    # An rlimit is per process: the run gets a process of its own.
+    proc = run_cli_process("--state-dir", tree.root, "backup", "--output", out, preexec_fn=limit)
     assert proc.returncode == 4, proc.stderr
     assert "disk full" in _one_line_error(proc)
     assert only_archives(out) == []

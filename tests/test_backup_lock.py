@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from backupkit.lock import state_lock
 with state_lock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
+print("released", flush=True)
 """
 
 
@@ -54,7 +56,10 @@ def test_wait_lets_the_second_backup_run_once_the_first_finishes(
     try:
         proc = run_cli("--state-dir", state.root, "backup", "--output", out_dir, "--wait", "60")
         assert proc.returncode == 0, proc.stderr
-        assert holder.poll() is not None  # it could only have run after the holder let go
+        # It could only have run after the holder let go, which the holder says at once.
+        assert holder.stdout is not None
+        assert select.select([holder.stdout], [], [], 0)[0], "the backup ran under the lock"
+        assert holder.stdout.readline().strip() == "released"
     finally:
         holder.kill()
         holder.wait()
@@ -103,7 +108,7 @@ def test_two_overlapping_backups_give_one_success_and_one_exit_3(tmp_path: Path)
         n.startswith(".backupkit-staging-") for n in only_archives(out_dir)
     ):
         time.sleep(0.01)
-    second = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    second = run_cli(*cmd[3:])  # the second locker: this process, against the first one
     first.communicate(timeout=300)
     assert (first.returncode, second.returncode) == (0, 3), second.stderr
     assert len([n for n in only_archives(out_dir) if n.endswith(".tar.zst")]) == 1

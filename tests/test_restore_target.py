@@ -24,6 +24,7 @@ from tests.conftest import (
     json_out,
     run_cli,
     run_cli_as_nobody,
+    run_cli_process,
     tree_snapshot,
 )
 
@@ -151,7 +152,8 @@ def test_disk_full_during_restore_leaves_the_target_as_it_was_found(
     def limit() -> None:  # every agent database is bigger than this
         resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 
-    proc = run_cli("restore", archive, "--target", target, preexec_fn=limit)
+    # An rlimit is per process: the restore gets a process of its own.
+    proc = run_cli_process("restore", archive, "--target", target, preexec_fn=limit)
     assert proc.returncode == 4, proc.stderr
     assert "disk full" in proc.stderr
     assert not target.exists()
