@@ -143,6 +143,16 @@ def run_cli(
     )
 
 
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """Run an in-process CLI call under this umask, as a shell's `umask MASK` would."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
 def _default_sigint() -> None:
     # A suite started in the background (`scripts/test &`, nohup, some CI runners) inherits
     # SIGINT ignored, and Python then keeps ignoring it: give the child the default back, as a

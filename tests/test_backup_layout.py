@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 from fixtures import StateTree
-from tests.conftest import archive_members, backup_ok, manifest_of, run_cli
+from tests.conftest import archive_members, backup_ok, manifest_of, run_cli, umask
 
 
 def test_no_wal_shm_lock_socket_or_pid_file_is_ever_a_member(
@@ -74,19 +72,8 @@ def test_files_are_classified_by_kind(state: StateTree, out_dir: Path) -> None:
 
 
 def test_archive_file_is_0600_whatever_the_umask(state: StateTree, out_dir: Path) -> None:
-    proc = subprocess.run(
-        [
-            "sh",
-            "-c",
-            'umask 000 && exec "$0" -m backupkit --state-dir "$1" backup --output "$2"',
-            sys.executable,
-            os.fspath(state.root),
-            os.fspath(out_dir),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.fspath(Path(__file__).resolve().parent.parent)},
-    )
+    with umask(0o000):
+        proc = run_cli("--state-dir", state.root, "backup", "--output", out_dir)
     assert proc.returncode == 0, proc.stderr
     archive = Path(proc.stdout.strip())
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
