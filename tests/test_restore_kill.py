@@ -14,9 +14,15 @@ from pathlib import Path
 import pytest
 
 from fixtures import build_state
-from tests.conftest import REPO, damage_state, fingerprint, run_cli
+from tests.conftest import cli_env, damage_state, fingerprint, run_cli
 
-ENV = {**os.environ, "PYTHONPATH": os.fspath(REPO)}
+ENV = cli_env()
+
+
+def _spread(rng: random.Random, count: int, span: float) -> list[float]:
+    """`count` seeded delays covering [0, span): one at a random point of each of `count` equal
+    slices, so every part of the span is hit however the seed falls."""
+    return [span * (i + rng.random()) / count for i in range(count)]
 
 
 def _trials(tmp_path: Path, seed: int, count: int) -> list[str]:
@@ -58,7 +64,12 @@ def _trials(tmp_path: Path, seed: int, count: int) -> list[str]:
     full = time.monotonic() - started
     tail = full - ((journal_at or started) - started)
 
+    # Each half of the trials is spread over its span in equal slices, one seeded kill in each:
+    # the first slices of the whole run end in the old state (killed before the journal says
+    # `swapping`), the last slices of the tail in the new one (the swap began, or the run ended).
     rng = random.Random(seed)
+    anywhere = _spread(rng, (count + 1) // 2, full)
+    from_journal = _spread(rng, count // 2, tail * 1.2)
     outcomes = []
     for trial in range(count):
         for live, saved in ((state.root, "state"), (state.external_dir, "external")):
@@ -66,12 +77,12 @@ def _trials(tmp_path: Path, seed: int, count: int) -> list[str]:
             shutil.copytree(template / saved, live, symlinks=True)
         proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if trial % 2 == 0:  # anywhere in the run, the safety snapshot included
-            time.sleep(rng.uniform(0, full))
+            time.sleep(anywhere[trial // 2])
         else:  # from the journal's first write to past the end: staging, swapping, clean-up
             deadline = time.monotonic() + 30
             while not journal.exists() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.0005)
-            time.sleep(rng.uniform(0, tail * 1.2))
+            time.sleep(from_journal[trial // 2])
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         after_run = run_cli("--state-dir", state.root, "backup", "--output", out)
@@ -85,6 +96,7 @@ def _trials(tmp_path: Path, seed: int, count: int) -> list[str]:
 def test_killed_in_place_restores_end_old_or_new_after_the_next_run(tmp_path: Path) -> None:
     outcomes = _trials(tmp_path, seed=7, count=10)
     assert len(outcomes) == 10
+    assert {"old", "new"} <= set(outcomes), f"the trials should have hit both sides: {outcomes}"
 
 
 @pytest.mark.slow
