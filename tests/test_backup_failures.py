@@ -192,9 +192,9 @@ def test_disk_full_on_a_small_output_filesystem_exits_4_leaving_nothing(tmp_path
 
 
 def test_interrupt_mid_run_removes_staging_and_leaves_no_archive(tmp_path: Path) -> None:
-    # Big enough, at level 9, that the run is still capturing when the signal lands (a backup
-    # of this tree takes several seconds; the staging dir appears within the first 0.1 s).
-    tree = build_state(tmp_path / "openclaw", agents=4, bytes_per_agent=64 << 20)
+    # Big enough, at level 9, that the run is still capturing when the signal lands: a backup of
+    # this tree takes about a second, and the signal comes 0.05 s after the staging dir appears.
+    tree = build_state(tmp_path / "openclaw", agents=4, bytes_per_agent=16 << 20)
     out = tmp_path / "backups"
     proc = start_cli(
         "--state-dir",

@@ -52,7 +52,7 @@ def test_second_backup_exits_3_at_once_while_the_lock_is_held(
 def test_wait_lets_the_second_backup_run_once_the_first_finishes(
     state: StateTree, out_dir: Path
 ) -> None:
-    holder = _holder(state, 1.0)
+    holder = _holder(state, 0.5)
     try:
         proc = run_cli("--state-dir", state.root, "backup", "--output", out_dir, "--wait", "60")
         assert proc.returncode == 0, proc.stderr
@@ -85,7 +85,9 @@ def test_a_killed_holder_does_not_block_the_next_backup(state: StateTree, out_di
 
 
 def test_two_overlapping_backups_give_one_success_and_one_exit_3(tmp_path: Path) -> None:
-    state = build_state(tmp_path / "openclaw", bytes_per_agent=16 << 20)
+    # At level 9 the first run holds the lock some 0.4 s after its staging dir appears; the
+    # second, started at that moment, needs only to reach the lock.
+    state = build_state(tmp_path / "openclaw", bytes_per_agent=8 << 20)
     out_dir = tmp_path / "backups"
     env = {**os.environ, "PYTHONPATH": os.fspath(REPO)}
     cmd = [
