@@ -31,6 +31,39 @@ from fixtures import StateTree, build_state
 REPO = Path(__file__).resolve().parent.parent
 
 
+# Where the session's temp trees go when the caller did not choose (no TMPDIR, no --basetemp): a
+# tmpfs, when there is one with room, so that the many small trees, fsyncs and unlinks cost
+# memory bandwidth instead of disk round trips. `TMPDIR=/tmp pytest` keeps them on disk.
+MEMORY_TMP = Path("/dev/shm")
+MEMORY_TMP_MIN_FREE = 4 << 30
+
+
+def _is_roomy_tmpfs(path: Path) -> bool:
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return False
+    on_tmpfs = any(
+        fields[1] == os.fspath(path) and fields[2] == "tmpfs"
+        for fields in (line.split() for line in mounts)
+        if len(fields) > 2
+    )
+    return on_tmpfs and usage.free >= MEMORY_TMP_MIN_FREE and os.access(path, os.W_OK | os.X_OK)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if (
+        config.option.basetemp is None
+        and "TMPDIR" not in os.environ
+        and _is_roomy_tmpfs(MEMORY_TMP)
+    ):
+        # Before pytest picks its temp root: tmp_path, tempfile, the CLI and every child process
+        # all follow TMPDIR.
+        os.environ["TMPDIR"] = os.fspath(MEMORY_TMP)
+        tempfile.tempdir = None
+
+
 LEAKY_PREFIXES = ("OPENCLAW_", "BACKUPKIT_")
 
 
