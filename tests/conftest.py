@@ -387,6 +387,41 @@ def backup_ok(state: StateTree, out_dir: Path, *extra: str) -> Path:
     return archive
 
 
+@dataclass(frozen=True)
+class Archived:
+    """A state tree and one default backup of it, with what the tests compare against, taken
+    before the backup ran: every database's rows, and the fingerprints of the state dir (its
+    paths normalised to <state> and <ext>) and of the external agent's directory."""
+
+    state: StateTree
+    archive: Path
+    rows_before: dict[Path, dict[str, list[tuple]]]
+    fingerprint_before: dict[str, tuple]
+    external_fingerprint_before: dict[str, tuple]
+
+
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archived]:
+    """Built once per module, for the tests that only read the state and the archive (restores
+    go to each test's own target, extractions to its own tmp_path). A test that changed either
+    would make the others depend on it: the teardown fails if anything did."""
+    root = tmp_path_factory.mktemp("archived")
+    state = build_state(root / "openclaw")
+    ext_dir = state.agent_dbs["external-agent"].parent
+    replace = {os.fspath(state.external_dir): "<ext>", os.fspath(state.root): "<state>"}
+    rows = {db: live_rows(db) for db in all_databases(state)}
+    before = fingerprint(state.root, replace=replace)
+    ext_before = fingerprint(ext_dir)
+    archive = backup_ok(state, root / "backups")
+
+    def unchanged() -> tuple:
+        return tree_snapshot(state.root), tree_snapshot(state.external_dir), archive.read_bytes()
+
+    after_backup = unchanged()
+    yield Archived(state, archive, rows, before, ext_before)
+    assert unchanged() == after_backup, "a test changed the shared state dir or archive"
+
+
 def damage_state(state: StateTree) -> None:
     """What an operator finds at 3 a.m.: rows gone, config broken, a legacy file lost, and a
     foreign WAL planted beside a database (SQLite would replay it into a restored file)."""
