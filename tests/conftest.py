@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,6 +204,70 @@ def start_cli(*args: str | os.PathLike[str]) -> subprocess.Popen[str]:
         env=cli_env(),
         preexec_fn=_default_sigint,
     )
+
+
+def _forked_main(argv: list[str], env: dict[str, str]) -> int:
+    # In the child: what a new `python -m backupkit` has once its imports are done. Output goes
+    # nowhere (the trials judge by the files), stdin is at end of file.
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    sys.stdin = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    sys.stdout = sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    os.environ.clear()
+    os.environ.update(env)
+    tempfile.tempdir = None
+    logging.getLogger().handlers = []
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return cli_main(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+
+
+class ForkedCli:
+    """`backupkit ARGS` in a child forked from this process, with the environment `run_cli`
+    gives: a real process to SIGKILL at any moment, which unlike `python -m backupkit` spends no
+    time starting an interpreter and importing, so the moments it can be killed at are all
+    inside backupkit's own work. The subset of Popen that kill trials use: pid, poll(), wait(),
+    send_signal(), returncode.
+
+    Forking is safe only while this process runs no other thread (a lock another thread holds
+    would stay held in the child forever), and no connection of this process is open on the
+    databases the child uses; the trials call it between in-process runs, which leave none."""
+
+    def __init__(self, *args: str | os.PathLike[str], env: dict[str, str] | None = None) -> None:
+        argv = [os.fspath(a) for a in args]
+        full_env = cli_env(env)
+        assert threading.active_count() == 1, threading.enumerate()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child never returns into pytest
+            code = 70
+            try:
+                code = _forked_main(argv, full_env)
+            finally:
+                os._exit(code)
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _pid, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:  # not reaped yet, so the pid is still the child's
+            os.kill(self.pid, sig)
 
 
 NOBODY = 65534

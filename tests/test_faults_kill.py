@@ -1,4 +1,8 @@
-"""Kill anywhere: backup and verify killed with SIGKILL at seeded random moments."""
+"""Kill anywhere: backup and verify killed with SIGKILL at seeded random moments.
+
+The seeded trials kill children forked from the test process (`ForkedCli`): real processes,
+whose every moment is backupkit's own work rather than an interpreter starting. The single
+targeted verify kill runs a real `python -m backupkit`."""
 
 from __future__ import annotations
 
@@ -15,13 +19,11 @@ import pytest
 
 from backupkit.verify import VERIFY_PREFIX
 from fixtures import build_state
-from tests.conftest import all_databases, cli_env, live_rows, run_cli
-
-ENV = cli_env()
+from tests.conftest import ForkedCli, all_databases, cli_env, live_rows, run_cli
 
 
-def _kill_after(cmd: list[str], delay: float) -> None:
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _kill_after(args: list[str], delay: float) -> None:
+    proc = ForkedCli(*args)
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -39,25 +41,16 @@ def _backup_trials(tmp_path: Path, seed: int, count: int) -> dict[str, int]:
     rows = {db: live_rows(db) for db in all_databases(state)}
     for r in rows.values():
         r.pop("backup_runs", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "backupkit",
-        "--state-dir",
-        os.fspath(state.root),
-        "backup",
-        "--output",
-        os.fspath(out),
-    ]
+    args = ["--state-dir", os.fspath(state.root), "backup", "--output", os.fspath(out)]
     started = time.monotonic()
-    subprocess.run(cmd, env=ENV, capture_output=True, check=True)
+    assert ForkedCli(*args).wait() == 0
     full = time.monotonic() - started
     rng = random.Random(seed)
     seen = {"archives_checked": 0}
     # The timing run's archive is not the trials' doing: only what they leave counts.
     checked = set(os.listdir(out))
     for delay in _spread(rng, count, full * 1.1):
-        _kill_after(cmd, delay)
+        _kill_after(args, delay)
         for name in sorted(set(os.listdir(out)) - checked):
             if name.endswith(".tar.zst"):  # anything under a final name must verify
                 seen["archives_checked"] += 1
@@ -105,7 +98,7 @@ def test_a_killed_verify_leaves_scratch_that_the_next_verify_removes(tmp_path: P
     tmp, tmp_env = _private_tmp(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "backupkit", "verify", os.fspath(archive), "--no-record"],
-        env={**ENV, **tmp_env},
+        env=cli_env(tmp_env),
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
@@ -130,14 +123,13 @@ def _verify_trials(tmp_path: Path, seed: int, count: int) -> dict[str, int]:
     backup = run_cli("--state-dir", state.root, "-q", "backup", "--output", tmp_path / "out")
     archive = Path(backup.stdout.strip())
     tmp, tmp_env = _private_tmp(tmp_path)
-    env = {**ENV, **tmp_env}
     rows_before = live_rows(state.global_db)
-    cmd = [sys.executable, "-m", "backupkit", "verify", os.fspath(archive)]
+    args = ["verify", os.fspath(archive)]
 
-    # One unhurried run to time it: overall, and how long its scratch dir lives (a small part of
-    # the run, between the interpreter's start and the ledger write).
+    # One unhurried run to time it: overall, and how long its scratch dir lives (a part of the
+    # run, between the archive's opening and the ledger write).
     started = time.monotonic()
-    probe = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    probe = ForkedCli(*args, env=tmp_env)
     scratch_seen: list[float] = []
     while probe.poll() is None:
         if _verify_dirs(probe.pid, tmp):
@@ -153,7 +145,7 @@ def _verify_trials(tmp_path: Path, seed: int, count: int) -> dict[str, int]:
     aimed = _spread(rng, count // 2, window * 1.2)
     seen = {"killed_with_scratch": 0, "reclaimed": 0}
     for trial in range(count):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = ForkedCli(*args, env=tmp_env)
         if trial % 2 == 0:  # anywhere in the run
             time.sleep(anywhere[trial // 2])
         else:  # from the scratch dir's appearance to a little past its removal

@@ -6,17 +6,13 @@ import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from fixtures import build_state
-from tests.conftest import cli_env, damage_state, fingerprint, run_cli
-
-ENV = cli_env()
+from tests.conftest import ForkedCli, damage_state, fingerprint, run_cli
 
 
 def _spread(rng: random.Random, count: int, span: float) -> list[float]:
@@ -38,10 +34,9 @@ def _trials(tmp_path: Path, seed: int, count: int) -> list[str]:
     shutil.copytree(state.root, template / "state", symlinks=True)
     shutil.copytree(state.external_dir, template / "external", symlinks=True)
     journal = state.root / "backupkit-restore.journal"
-    cmd = [
-        sys.executable,
-        "-m",
-        "backupkit",
+    # Each run is a child forked from this process: a real process to kill, whose every moment
+    # is the restore's own work rather than an interpreter starting.
+    args = [
         "--state-dir",
         os.fspath(state.root),
         "restore",
@@ -54,7 +49,7 @@ def _trials(tmp_path: Path, seed: int, count: int) -> list[str]:
     # One unhurried run to time it: overall, and from the journal's appearance to the end (the
     # staging and swapping phases, short next to the safety snapshot before them).
     started = time.monotonic()
-    probe = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    probe = ForkedCli(*args)
     journal_at = None
     while probe.poll() is None:
         if journal_at is None and journal.exists():
@@ -75,7 +70,7 @@ def _trials(tmp_path: Path, seed: int, count: int) -> list[str]:
         for live, saved in ((state.root, "state"), (state.external_dir, "external")):
             shutil.rmtree(live)
             shutil.copytree(template / saved, live, symlinks=True)
-        proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = ForkedCli(*args)
         if trial % 2 == 0:  # anywhere in the run, the safety snapshot included
             time.sleep(anywhere[trial // 2])
         else:  # from the journal's first write to past the end: staging, swapping, clean-up
