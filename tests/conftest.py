@@ -17,6 +17,7 @@ import sys
 import tarfile
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,15 +105,20 @@ def _universal_newlines(data: bytes, errors: str) -> str:
 def _environment(env: dict[str, str]) -> Iterator[None]:
     saved = dict(os.environ)
     saved_tempdir = tempfile.tempdir
+    new_tz = env.get("TZ") != saved.get("TZ")
     os.environ.clear()
     os.environ.update(env)
     tempfile.tempdir = None  # gettempdir() caches: let it read this TMPDIR, as a new process does
+    if new_tz:
+        time.tzset()
     try:
         yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
         tempfile.tempdir = saved_tempdir
+        if new_tz:
+            time.tzset()
 
 
 @contextlib.contextmanager
@@ -217,6 +223,7 @@ def _forked_main(argv: list[str], env: dict[str, str]) -> int:
     os.environ.clear()
     os.environ.update(env)
     tempfile.tempdir = None
+    time.tzset()
     logging.getLogger().handlers = []
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
