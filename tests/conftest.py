@@ -1,9 +1,14 @@
-"""Shared test helpers: real state trees, the real CLI as a subprocess, row-level comparison."""
+"""Shared test helpers: real state trees, the real CLI (in this interpreter, or as a process when
+only a process will do), row-level comparison."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import logging
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -11,46 +16,181 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
 
 from backupkit import jsonio
+from backupkit.cli import main as cli_main
 from fixtures import StateTree, build_state
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_cli(
+# Where the session's temp trees go when the caller did not choose (no TMPDIR, no --basetemp): a
+# tmpfs, when there is one with room, so that the many small trees, fsyncs and unlinks cost
+# memory bandwidth instead of disk round trips. `TMPDIR=/tmp pytest` keeps them on disk.
+MEMORY_TMP = Path("/dev/shm")
+MEMORY_TMP_MIN_FREE = 4 << 30
+
+
+def _is_roomy_tmpfs(path: Path) -> bool:
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return False
+    on_tmpfs = any(
+        fields[1] == os.fspath(path) and fields[2] == "tmpfs"
+        for fields in (line.split() for line in mounts)
+        if len(fields) > 2
+    )
+    return on_tmpfs and usage.free >= MEMORY_TMP_MIN_FREE and os.access(path, os.W_OK | os.X_OK)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if (
+        config.option.basetemp is None
+        and "TMPDIR" not in os.environ
+        and _is_roomy_tmpfs(MEMORY_TMP)
+    ):
+        # Before pytest picks its temp root: tmp_path, tempfile, the CLI and every child process
+        # all follow TMPDIR.
+        os.environ["TMPDIR"] = os.fspath(MEMORY_TMP)
+        tempfile.tempdir = None
+
+
+LEAKY_PREFIXES = ("OPENCLAW_", "BACKUPKIT_")
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a user's shell would give the CLI: none of our variables leak in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
+    env["PYTHONPATH"] = os.fspath(REPO)
+    env.update(extra or {})
+    return env
+
+
+def run_cli_process(
     *args: str | os.PathLike[str],
     env: dict[str, str] | None = None,
     timeout: float = 120,
     **kwargs: object,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m backupkit ARGS` as a user would, in a clean environment."""
-    full_env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "BACKUPKIT_"))
-    }
-    full_env["PYTHONPATH"] = os.fspath(REPO)
-    if env:
-        full_env.update(env)
+    """Run `python -m backupkit ARGS` as a user would, in a clean environment, in a new
+    interpreter: for what only a real process shows (signals, rlimits, a second locker, the
+    interpreter's own start and exit)."""
     return subprocess.run(
         [sys.executable, "-m", "backupkit", *map(os.fspath, args)],
         capture_output=True,
         text=True,
-        env=full_env,
+        env=cli_env(env),
         timeout=timeout,
         **kwargs,  # type: ignore[arg-type]
     )
 
 
-def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment a user's shell would give the CLI: none of our variables leak in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "BACKUPKIT_"))}
-    env["PYTHONPATH"] = os.fspath(REPO)
-    env.update(extra or {})
-    return env
+def _universal_newlines(data: bytes, errors: str) -> str:
+    # What `subprocess.run(..., text=True)` makes of a pipe's bytes.
+    return data.decode("utf-8", errors).replace("\r\n", "\n").replace("\r", "\n")
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    saved_tempdir = tempfile.tempdir
+    new_tz = env.get("TZ") != saved.get("TZ")
+    os.environ.clear()
+    os.environ.update(env)
+    tempfile.tempdir = None  # gettempdir() caches: let it read this TMPDIR, as a new process does
+    if new_tz:
+        time.tzset()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        tempfile.tempdir = saved_tempdir
+        if new_tz:
+            time.tzset()
+
+
+@contextlib.contextmanager
+def _root_logging() -> Iterator[None]:
+    # The CLI configures logging with basicConfig, which does nothing once the root logger has a
+    # handler (pytest's, or an earlier call's bound to that call's stderr): give each call a
+    # bare root logger, as a fresh process has, and put pytest's back afterwards.
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    root.handlers = []
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers = saved_handlers
+        root.setLevel(saved_level)
+
+
+def run_cli(
+    *args: str | os.PathLike[str],
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`backupkit ARGS` in this interpreter, through `backupkit.cli.main`, seen as a user would
+    see it: the same clean environment as `run_cli_process`, stdin at end of file, stdout and
+    stderr captured (neither a TTY, so no progress is drawn), and the process left as it was
+    found (environment, temp dir, working directory, SIGTERM handler, logging)."""
+    argv = [os.fspath(a) for a in args]
+    out, err = io.BytesIO(), io.BytesIO()
+    stdin = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    stderr = io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace", write_through=True)
+    streams = (sys.stdin, sys.stdout, sys.stderr)
+    sigterm = signal.getsignal(signal.SIGTERM)
+    old_cwd = os.getcwd()
+    try:
+        with _environment(cli_env(env)), _root_logging():
+            sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
+            if cwd is not None:
+                os.chdir(cwd)
+            try:
+                code = cli_main(argv)
+            except SystemExit as exc:  # what the interpreter would make of it
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+            except BaseException as exc:
+                exc.add_note(f"backupkit {argv} crashed; its stderr:\n{err.getvalue()!r}")
+                raise
+            finally:
+                stdout.flush()
+                stderr.flush()
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = streams
+        os.chdir(old_cwd)
+        if sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
+    return subprocess.CompletedProcess(
+        ["backupkit", *argv],
+        code,
+        _universal_newlines(out.getvalue(), "strict"),
+        _universal_newlines(err.getvalue(), "backslashreplace"),
+    )
+
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """Run an in-process CLI call under this umask, as a shell's `umask MASK` would."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def _default_sigint() -> None:
@@ -70,6 +210,71 @@ def start_cli(*args: str | os.PathLike[str]) -> subprocess.Popen[str]:
         env=cli_env(),
         preexec_fn=_default_sigint,
     )
+
+
+def _forked_main(argv: list[str], env: dict[str, str]) -> int:
+    # In the child: what a new `python -m backupkit` has once its imports are done. Output goes
+    # nowhere (the trials judge by the files), stdin is at end of file.
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    sys.stdin = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    sys.stdout = sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    os.environ.clear()
+    os.environ.update(env)
+    tempfile.tempdir = None
+    time.tzset()
+    logging.getLogger().handlers = []
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return cli_main(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+
+
+class ForkedCli:
+    """`backupkit ARGS` in a child forked from this process, with the environment `run_cli`
+    gives: a real process to SIGKILL at any moment, which unlike `python -m backupkit` spends no
+    time starting an interpreter and importing, so the moments it can be killed at are all
+    inside backupkit's own work. The subset of Popen that kill trials use: pid, poll(), wait(),
+    send_signal(), returncode.
+
+    Forking is safe only while this process runs no other thread (a lock another thread holds
+    would stay held in the child forever), and no connection of this process is open on the
+    databases the child uses; the trials call it between in-process runs, which leave none."""
+
+    def __init__(self, *args: str | os.PathLike[str], env: dict[str, str] | None = None) -> None:
+        argv = [os.fspath(a) for a in args]
+        full_env = cli_env(env)
+        assert threading.active_count() == 1, threading.enumerate()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child never returns into pytest
+            code = 70
+            try:
+                code = _forked_main(argv, full_env)
+            finally:
+                os._exit(code)
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _pid, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:  # not reaped yet, so the pid is still the child's
+            os.kill(self.pid, sig)
 
 
 NOBODY = 65534
@@ -121,6 +326,44 @@ def json_out(proc: subprocess.CompletedProcess[str]) -> dict:
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one JSON line on stdout, got: {proc.stdout!r}"
     return jsonio.loads(lines[0])
+
+
+ERROR_LINE = re.compile(r"^backupkit: error: \S")
+
+
+@dataclass
+class Verdict:
+    """What `backupkit verify --json` said: exit code, the error line, the report (if any)."""
+
+    code: int
+    stderr: str
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def defects(self) -> list[str]:
+        return list(self.report.get("defects", []))
+
+    @property
+    def error(self) -> str:
+        """The one plain line a failing run prints on stderr (README, "Exit codes")."""
+        lines = self.stderr.splitlines()
+        assert len(lines) == 1, f"expected one line on stderr, got: {self.stderr!r}"
+        assert ERROR_LINE.match(lines[0]), lines[0]
+        return lines[0]
+
+
+def run_verify(
+    archive: Path,
+    *options: str,
+    state_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Verdict:
+    """`backupkit [--state-dir DIR] verify --json [options] ARCHIVE` through the CLI."""
+    before = ["--state-dir", os.fspath(state_dir)] if state_dir is not None else []
+    proc = run_cli(*before, "verify", "--json", *options, archive, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) <= 1, f"more than one JSON object on stdout: {proc.stdout!r}"
+    return Verdict(proc.returncode, proc.stderr, jsonio.loads(lines[0]) if lines else {})
 
 
 def table_rows(db: Path, *, immutable: bool = False) -> dict[str, list[tuple]]:
@@ -216,6 +459,58 @@ def backup_ok(state: StateTree, out_dir: Path, *extra: str) -> Path:
     return archive
 
 
+@dataclass(frozen=True)
+class Archived:
+    """A state tree and one default backup of it, with what the tests compare against, taken
+    before the backup ran: every database's rows, and the fingerprints of the state dir (its
+    paths normalised to <state> and <ext>) and of the external agent's directory."""
+
+    state: StateTree
+    archive: Path
+    rows_before: dict[Path, dict[str, list[tuple]]]
+    fingerprint_before: dict[str, tuple]
+    external_fingerprint_before: dict[str, tuple]
+
+
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archived]:
+    """Built once per module, for the tests that only read the state and the archive (restores
+    go to each test's own target, extractions to its own tmp_path). A test that changed either
+    would make the others depend on it: the teardown fails if anything did."""
+    root = tmp_path_factory.mktemp("archived")
+    state = build_state(root / "openclaw")
+    ext_dir = state.agent_dbs["external-agent"].parent
+    replace = {os.fspath(state.external_dir): "<ext>", os.fspath(state.root): "<state>"}
+    rows = {db: live_rows(db) for db in all_databases(state)}
+    before = fingerprint(state.root, replace=replace)
+    ext_before = fingerprint(ext_dir)
+    archive = backup_ok(state, root / "backups")
+
+    def unchanged() -> tuple:
+        return tree_snapshot(state.root), tree_snapshot(state.external_dir), archive.read_bytes()
+
+    after_backup = unchanged()
+    yield Archived(state, archive, rows, before, ext_before)
+    assert unchanged() == after_backup, "a test changed the shared state dir or archive"
+
+
+def damage_state(state: StateTree) -> None:
+    """What an operator finds at 3 a.m.: rows gone, config broken, a legacy file lost, and a
+    foreign WAL planted beside a database (SQLite would replay it into a restored file)."""
+    main = state.agent_dbs["main"]
+    conn = sqlite3.connect(main)
+    conn.execute("DELETE FROM session_entries")
+    conn.execute("DELETE FROM transcript_event_identities")
+    conn.commit()
+    conn.close()
+    state.config_path.write_text("{ broken")
+    state.legacy_files[0].unlink()
+    foreign = state.agent_dbs["zoe"]
+    for side in ("-wal", "-shm"):
+        Path(f"{foreign}{side}").unlink(missing_ok=True)
+    Path(f"{foreign}-wal").write_bytes(os.urandom(8192))
+
+
 def all_databases(state: StateTree) -> list[Path]:
     return [state.global_db, state.quarantine_db, state.foreign_db, *state.agent_dbs.values()]
 
@@ -252,3 +547,19 @@ def fingerprint(root: Path, *, replace: dict[str, str] | None = None) -> dict[st
             elif p.is_file():
                 out[rel] = ("file", p.read_bytes(), st.st_mode & 0o7777)
     return out
+
+
+def peak_rss_mb(*args: str | os.PathLike[str]) -> tuple[int, float]:
+    """Run `python -m backupkit ARGS` in a process of its own and return (exit code, that
+    process's peak RSS in MB), read with wait4 for that child alone: the test process forks
+    children of its own, whose sizes RUSAGE_CHILDREN would mix in."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backupkit", *map(os.fspath, args)],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss / 1024

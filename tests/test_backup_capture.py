@@ -10,11 +10,11 @@ from pathlib import Path
 
 from fixtures import StateTree
 from tests.conftest import (
+    Archived,
     all_databases,
     archive_members,
     backup_ok,
     extract_with_tar,
-    live_rows,
     manifest_of,
     table_rows,
 )
@@ -32,10 +32,10 @@ def test_fixture_really_has_rows_only_in_the_wal(state: StateTree) -> None:
 
 
 def test_every_table_of_every_database_round_trips_row_for_row_through_stock_tar(
-    state: StateTree, out_dir: Path, tmp_path: Path
+    archived: Archived, tmp_path: Path
 ) -> None:
-    before = {db: live_rows(db) for db in all_databases(state)}
-    archive = backup_ok(state, out_dir)
+    state, archive = archived.state, archived.archive
+    before = archived.rows_before  # every database's rows before the backup ran
     extracted = tmp_path / "x"
     extract_with_tar(archive, extracted)
     manifest = manifest_of(archive)
@@ -53,9 +53,9 @@ def test_every_table_of_every_database_round_trips_row_for_row_through_stock_tar
 
 
 def test_snapshots_pass_the_stock_sqlite3_integrity_check(
-    state: StateTree, out_dir: Path, tmp_path: Path
+    archived: Archived, tmp_path: Path
 ) -> None:
-    archive = backup_ok(state, out_dir)
+    archive = archived.archive
     extract_with_tar(archive, tmp_path / "x")
     for entry in manifest_of(archive)["databases"]:
         out = subprocess.run(
@@ -117,9 +117,10 @@ def test_manifest_holds_every_contract_field_and_true_sizes_and_hashes(
 
 
 def test_database_roles_and_agent_ids_come_from_schema_meta_not_directory_names(
-    state: StateTree, out_dir: Path
+    archived: Archived,
 ) -> None:
-    manifest = manifest_of(backup_ok(state, out_dir))
+    state, archive = archived.state, archived.archive
+    manifest = manifest_of(archive)
     by_source = {d["source_path"]: d for d in manifest["databases"]}
     assert by_source[os.fspath(state.global_db)]["role"] == "global"
     assert by_source[os.fspath(state.global_db)]["agent_id"] is None
@@ -152,10 +153,8 @@ def test_a_database_registered_twice_is_captured_once(state: StateTree, out_dir:
     assert paths.count("state/agents/main/agent/openclaw-agent.sqlite") == 1
 
 
-def test_agent_database_outside_the_state_dir_goes_under_external(
-    state: StateTree, out_dir: Path
-) -> None:
-    archive = backup_ok(state, out_dir)
+def test_agent_database_outside_the_state_dir_goes_under_external(archived: Archived) -> None:
+    state, archive = archived.state, archived.archive
     ext = state.agent_dbs["external-agent"]
     entry = next(d for d in manifest_of(archive)["databases"] if d["agent_id"] == "external-agent")
     assert entry["source_path"] == os.fspath(ext)

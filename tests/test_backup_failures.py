@@ -25,6 +25,7 @@ from tests.conftest import (
     only_archives,
     run_cli,
     run_cli_as_nobody,
+    run_cli_process,
     start_cli,
     tree_snapshot,
 )
@@ -62,7 +63,8 @@ def test_output_inside_the_state_dir_exits_2(state: StateTree) -> None:
 
 
 def test_unknown_option_is_one_line_and_exit_2(state: StateTree) -> None:
-    proc = run_cli("--state-dir", state.root, "backup", "--frobnicate")
+    # As a real `python -m backupkit`: the one line is all the interpreter prints, start included.
+    proc = run_cli_process("--state-dir", state.root, "backup", "--frobnicate")
     assert proc.returncode == 2
     assert "--frobnicate" in _one_line_error(proc)
 
@@ -146,7 +148,8 @@ def test_file_size_limit_while_writing_the_archive_exits_4_leaving_nothing(tmp_p
     def limit() -> None:  # the kernel refuses writes past 1 MiB: EFBIG, like a full disk
         resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 
-    proc = run_cli("--state-dir", tree.root, "backup", "--output", out, preexec_fn=limit)
+    # An rlimit is per process: the run gets a process of its own.
+    proc = run_cli_process("--state-dir", tree.root, "backup", "--output", out, preexec_fn=limit)
     assert proc.returncode == 4, proc.stderr
     assert "disk full" in _one_line_error(proc)
     assert only_archives(out) == []
@@ -189,9 +192,9 @@ def test_disk_full_on_a_small_output_filesystem_exits_4_leaving_nothing(tmp_path
 
 
 def test_interrupt_mid_run_removes_staging_and_leaves_no_archive(tmp_path: Path) -> None:
-    # Big enough, at level 9, that the run is still capturing when the signal lands (a backup
-    # of this tree takes several seconds; the staging dir appears within the first 0.1 s).
-    tree = build_state(tmp_path / "openclaw", agents=4, bytes_per_agent=64 << 20)
+    # Big enough, at level 9, that the run is still capturing when the signal lands: a backup of
+    # this tree takes about a second, and the signal comes 0.05 s after the staging dir appears.
+    tree = build_state(tmp_path / "openclaw", agents=4, bytes_per_agent=16 << 20)
     out = tmp_path / "backups"
     proc = start_cli(
         "--state-dir",

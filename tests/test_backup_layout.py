@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 from fixtures import StateTree
-from tests.conftest import archive_members, backup_ok, manifest_of, run_cli
+from tests.conftest import Archived, archive_members, backup_ok, manifest_of, run_cli, umask
 
 
-def test_no_wal_shm_lock_socket_or_pid_file_is_ever_a_member(
-    state: StateTree, out_dir: Path
-) -> None:
-    archive = backup_ok(state, out_dir)
+def test_no_wal_shm_lock_socket_or_pid_file_is_ever_a_member(archived: Archived) -> None:
+    state, archive = archived.state, archived.archive
     names = list(archive_members(archive))
     forbidden = ("-wal", "-shm", "-journal", ".lock", ".pid", ".sock")
     assert not [n for n in names if n.endswith(forbidden)]
@@ -35,10 +31,8 @@ def test_backup_lock_file_never_enters_its_own_archive(state: StateTree, out_dir
     assert "state/backupkit.lock" not in archive_members(archive)
 
 
-def test_symlinks_are_stored_as_links_and_outside_ones_are_listed(
-    state: StateTree, out_dir: Path
-) -> None:
-    archive = backup_ok(state, out_dir)
+def test_symlinks_are_stored_as_links_and_outside_ones_are_listed(archived: Archived) -> None:
+    state, archive = archived.state, archived.archive
     members = archive_members(archive)
     rel = members["state/workspace/latest-notes"]
     absolute = members["state/workspace/host-link"]
@@ -52,8 +46,8 @@ def test_symlinks_are_stored_as_links_and_outside_ones_are_listed(
     assert not [n for n in members if n.endswith("shared-notes.txt")]
 
 
-def test_credentials_keep_mode_0600_in_the_archive(state: StateTree, out_dir: Path) -> None:
-    archive = backup_ok(state, out_dir)
+def test_credentials_keep_mode_0600_in_the_archive(archived: Archived) -> None:
+    state, archive = archived.state, archived.archive
     members = archive_members(archive)
     files = {f["source_path"]: f for f in manifest_of(archive)["files"]}
     for cred in state.credential_files:
@@ -64,8 +58,9 @@ def test_credentials_keep_mode_0600_in_the_archive(state: StateTree, out_dir: Pa
     assert members["state/credentials"].mode & 0o777 == 0o700
 
 
-def test_files_are_classified_by_kind(state: StateTree, out_dir: Path) -> None:
-    files = {f["source_path"]: f["kind"] for f in manifest_of(backup_ok(state, out_dir))["files"]}
+def test_files_are_classified_by_kind(archived: Archived) -> None:
+    state, archive = archived.state, archived.archive
+    files = {f["source_path"]: f["kind"] for f in manifest_of(archive)["files"]}
     assert files[os.fspath(state.config_path)] == "config"
     for legacy in state.legacy_files:
         assert files[os.fspath(legacy)] == "legacy"
@@ -74,19 +69,8 @@ def test_files_are_classified_by_kind(state: StateTree, out_dir: Path) -> None:
 
 
 def test_archive_file_is_0600_whatever_the_umask(state: StateTree, out_dir: Path) -> None:
-    proc = subprocess.run(
-        [
-            "sh",
-            "-c",
-            'umask 000 && exec "$0" -m backupkit --state-dir "$1" backup --output "$2"',
-            sys.executable,
-            os.fspath(state.root),
-            os.fspath(out_dir),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.fspath(Path(__file__).resolve().parent.parent)},
-    )
+    with umask(0o000):
+        proc = run_cli("--state-dir", state.root, "backup", "--output", out_dir)
     assert proc.returncode == 0, proc.stderr
     archive = Path(proc.stdout.strip())
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from backupkit.state.lock import state_lock
 with state_lock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
+print("released", flush=True)
 """
 
 
@@ -50,11 +52,14 @@ def test_second_backup_exits_3_at_once_while_the_lock_is_held(
 def test_wait_lets_the_second_backup_run_once_the_first_finishes(
     state: StateTree, out_dir: Path
 ) -> None:
-    holder = _holder(state, 1.0)
+    holder = _holder(state, 0.5)
     try:
         proc = run_cli("--state-dir", state.root, "backup", "--output", out_dir, "--wait", "60")
         assert proc.returncode == 0, proc.stderr
-        assert holder.poll() is not None  # it could only have run after the holder let go
+        # It could only have run after the holder let go, which the holder says at once.
+        assert holder.stdout is not None
+        assert select.select([holder.stdout], [], [], 0)[0], "the backup ran under the lock"
+        assert holder.stdout.readline().strip() == "released"
     finally:
         holder.kill()
         holder.wait()
@@ -80,7 +85,9 @@ def test_a_killed_holder_does_not_block_the_next_backup(state: StateTree, out_di
 
 
 def test_two_overlapping_backups_give_one_success_and_one_exit_3(tmp_path: Path) -> None:
-    state = build_state(tmp_path / "openclaw", bytes_per_agent=16 << 20)
+    # At level 9 the first run holds the lock some 0.4 s after its staging dir appears; the
+    # second, started at that moment, needs only to reach the lock.
+    state = build_state(tmp_path / "openclaw", bytes_per_agent=8 << 20)
     out_dir = tmp_path / "backups"
     env = {**os.environ, "PYTHONPATH": os.fspath(REPO)}
     cmd = [
@@ -103,7 +110,7 @@ def test_two_overlapping_backups_give_one_success_and_one_exit_3(tmp_path: Path)
         n.startswith(".backupkit-staging-") for n in only_archives(out_dir)
     ):
         time.sleep(0.01)
-    second = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    second = run_cli(*cmd[3:])  # the second locker: this process, against the first one
     first.communicate(timeout=300)
     assert (first.returncode, second.returncode) == (0, 3), second.stderr
     assert len([n for n in only_archives(out_dir) if n.endswith(".tar.zst")]) == 1

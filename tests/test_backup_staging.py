@@ -50,8 +50,10 @@ def test_killed_run_leftovers_are_removed_by_the_next_run(tmp_path: Path) -> Non
 
 
 def test_staging_of_a_live_run_is_left_alone_by_a_concurrent_run(tmp_path: Path) -> None:
-    # Two state dirs sharing one output dir: each run cleans only what nobody holds.
-    big = build_state(tmp_path / "big", bytes_per_agent=16 << 20)
+    # Two state dirs sharing one output dir: each run cleans only what nobody holds. The big
+    # run's staging lives some 0.4 s at level 9; the quick run's clean-up comes within ms of it
+    # appearing.
+    big = build_state(tmp_path / "big", bytes_per_agent=8 << 20)
     small = build_state(tmp_path / "small", agents=1)
     out = tmp_path / "backups"
     proc = start_cli(

@@ -5,9 +5,6 @@ read-back hold it in memory, and a restored sparse file stays sparse."""
 from __future__ import annotations
 
 import os
-import resource
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ import zstandard
 from backupkit.archive.zstdblocks import BLOCKS_PER_PIECE, BlockCutter
 from fixtures import StateTree, build_state
 
-from .conftest import REPO, cli_env, run_cli
+from .conftest import peak_rss_mb, run_cli
 
 MAX_BLOCK = 128 << 10
 
@@ -53,32 +50,18 @@ def sparse_state(tmp_path: Path) -> tuple[StateTree, Path]:
     return state, image
 
 
-def _peak_rss_mb(*args: str | os.PathLike[str]) -> tuple[int, float]:
-    """Run the real CLI in a process of its own and return (exit code, its peak RSS in MB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run(
-        [sys.executable, "-m", "backupkit", *map(os.fspath, args)],
-        env=cli_env(),
-        capture_output=True,
-        cwd=REPO,
-    )
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    assert peak >= before
-    return proc.returncode, peak / 1024
-
-
 def test_backup_verify_and_restore_of_a_sparse_image_stay_under_256_mb(
     sparse_state: tuple[StateTree, Path], tmp_path: Path
 ) -> None:
     state, image = sparse_state
     out = tmp_path / "out"
-    code, backup_mb = _peak_rss_mb("--state-dir", state.root, "backup", "--output", out)
+    code, backup_mb = peak_rss_mb("--state-dir", state.root, "backup", "--output", out)
     assert code == 0
     archive = next(out.glob("*.tar.zst"))
-    code, verify_mb = _peak_rss_mb("verify", archive, "--no-record")
+    code, verify_mb = peak_rss_mb("verify", archive, "--no-record")
     assert code == 0
     target = tmp_path / "restored"
-    code, restore_mb = _peak_rss_mb("restore", archive, "--target", target)
+    code, restore_mb = peak_rss_mb("restore", archive, "--target", target)
     assert code == 0
     assert max(backup_mb, verify_mb, restore_mb) < 256, (backup_mb, verify_mb, restore_mb)
     restored = target / "workspace" / "vm.img"

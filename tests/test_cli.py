@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fixtures import StateTree
-from tests.conftest import backup_ok, json_out, manifest_of, run_cli
+from tests.conftest import backup_ok, json_out, manifest_of, run_cli, run_cli_process
 
 
 def test_backup_json_is_one_object_with_the_contract_keys(state: StateTree, out_dir: Path) -> None:
@@ -28,7 +28,9 @@ def test_backup_prints_the_archive_path_and_quiet_silences_stderr(
 
 
 def test_python_dash_m_and_the_state_dir_env_var_work(state: StateTree, out_dir: Path) -> None:
-    proc = run_cli("backup", "--output", out_dir, env={"OPENCLAW_STATE_DIR": str(state.root)})
+    proc = run_cli_process(
+        "backup", "--output", out_dir, env={"OPENCLAW_STATE_DIR": str(state.root)}
+    )
     assert proc.returncode == 0, proc.stderr
 
 

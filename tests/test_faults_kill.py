@@ -1,4 +1,8 @@
-"""Kill anywhere: backup and verify killed with SIGKILL at seeded random moments."""
+"""Kill anywhere: backup and verify killed with SIGKILL at seeded random moments.
+
+The seeded trials kill children forked from the test process (`ForkedCli`): real processes,
+whose every moment is backupkit's own work rather than an interpreter starting. The single
+targeted verify kill runs a real `python -m backupkit`."""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,16 +19,20 @@ import pytest
 
 from backupkit.verify.scan import VERIFY_PREFIX
 from fixtures import build_state
-from tests.conftest import REPO, all_databases, live_rows, run_cli
-
-ENV = {**os.environ, "PYTHONPATH": os.fspath(REPO)}
+from tests.conftest import ForkedCli, all_databases, cli_env, live_rows, run_cli
 
 
-def _kill_after(cmd: list[str], delay: float) -> None:
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _kill_after(args: list[str], delay: float) -> None:
+    proc = ForkedCli(*args)
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def _spread(rng: random.Random, count: int, span: float) -> list[float]:
+    """`count` seeded delays covering [0, span): one at a random point of each of `count` equal
+    slices, so every part of the run is hit however the seed falls."""
+    return [span * (i + rng.random()) / count for i in range(count)]
 
 
 def _backup_trials(tmp_path: Path, seed: int, count: int) -> dict[str, int]:
@@ -34,24 +41,16 @@ def _backup_trials(tmp_path: Path, seed: int, count: int) -> dict[str, int]:
     rows = {db: live_rows(db) for db in all_databases(state)}
     for r in rows.values():
         r.pop("backup_runs", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "backupkit",
-        "--state-dir",
-        os.fspath(state.root),
-        "backup",
-        "--output",
-        os.fspath(out),
-    ]
+    args = ["--state-dir", os.fspath(state.root), "backup", "--output", os.fspath(out)]
     started = time.monotonic()
-    subprocess.run(cmd, env=ENV, capture_output=True, check=True)
+    assert ForkedCli(*args).wait() == 0
     full = time.monotonic() - started
     rng = random.Random(seed)
     seen = {"archives_checked": 0}
-    checked: set[str] = set()
-    for _ in range(count):
-        _kill_after(cmd, rng.uniform(0, full * 1.1))
+    # The timing run's archive is not the trials' doing: only what they leave counts.
+    checked = set(os.listdir(out))
+    for delay in _spread(rng, count, full * 1.1):
+        _kill_after(args, delay)
         for name in sorted(set(os.listdir(out)) - checked):
             if name.endswith(".tar.zst"):  # anything under a final name must verify
                 seen["archives_checked"] += 1
@@ -76,10 +75,18 @@ def test_killed_backups_leave_only_good_archives_and_intact_databases(tmp_path: 
     assert seen["archives_checked"] > 0
 
 
-def _verify_dirs(pid: int) -> set[str]:
+def _verify_dirs(pid: int, tmp: Path) -> set[str]:
     # A verify's scratch dir is named for its pid, so other runs on the machine do not confuse us.
     mine = f"{VERIFY_PREFIX}{pid}-"
-    return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith(mine)}
+    return {n for n in os.listdir(tmp) if n.startswith(mine)}
+
+
+def _private_tmp(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A temp dir of the test's own, and the environment that points verify at it: a verify
+    elsewhere on the machine cannot reclaim a killed trial's scratch before the test looks."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    return tmp, {"TMPDIR": os.fspath(tmp)}
 
 
 def test_a_killed_verify_leaves_scratch_that_the_next_verify_removes(tmp_path: Path) -> None:
@@ -88,19 +95,20 @@ def test_a_killed_verify_leaves_scratch_that_the_next_verify_removes(tmp_path: P
         "--state-dir", state.root, "-q", "backup", "--output", tmp_path / "out", "--no-verify"
     )
     archive = Path(backup.stdout.strip())
+    tmp, tmp_env = _private_tmp(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "backupkit", "verify", os.fspath(archive), "--no-record"],
-        env=ENV,
+        env=cli_env(tmp_env),
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
-    while not _verify_dirs(proc.pid) and time.monotonic() < deadline:
+    while not _verify_dirs(proc.pid, tmp) and time.monotonic() < deadline:
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert _verify_dirs(proc.pid), "SIGKILL skips cleanup: the scratch dir must still be there"
-    assert run_cli("verify", archive, "--no-record").returncode == 0
-    assert not _verify_dirs(proc.pid)
+    assert _verify_dirs(proc.pid, tmp), "SIGKILL skips cleanup: the scratch dir must still be there"
+    assert run_cli("verify", archive, "--no-record", env=tmp_env).returncode == 0
+    assert not _verify_dirs(proc.pid, tmp)
 
 
 @pytest.mark.slow
@@ -110,26 +118,53 @@ def test_killed_backups_many_seeded_trials(tmp_path: Path) -> None:
     assert seen["archives_checked"] > 0
 
 
-def _verify_trials(tmp_path: Path, seed: int, count: int) -> int:
+def _verify_trials(tmp_path: Path, seed: int, count: int) -> dict[str, int]:
     state = build_state(tmp_path / "openclaw", bytes_per_agent=2 << 20, with_socket=False)
     backup = run_cli("--state-dir", state.root, "-q", "backup", "--output", tmp_path / "out")
     archive = Path(backup.stdout.strip())
+    tmp, tmp_env = _private_tmp(tmp_path)
     rows_before = live_rows(state.global_db)
-    cmd = [sys.executable, "-m", "backupkit", "verify", os.fspath(archive)]
+    args = ["verify", os.fspath(archive)]
+
+    # One unhurried run to time it: overall, and how long its scratch dir lives (a part of the
+    # run, between the archive's opening and the ledger write).
     started = time.monotonic()
-    subprocess.run(cmd, env=ENV, capture_output=True, check=True)
+    probe = ForkedCli(*args, env=tmp_env)
+    scratch_seen: list[float] = []
+    while probe.poll() is None:
+        if _verify_dirs(probe.pid, tmp):
+            scratch_seen.append(time.monotonic())
+        time.sleep(0.0005)
+    assert probe.returncode == 0
     full = time.monotonic() - started
+    assert scratch_seen, "the timing run's scratch dir was never seen"
+    window = scratch_seen[-1] - scratch_seen[0]
+
     rng = random.Random(seed)
-    killed_with_scratch = 0
-    for _ in range(count):
-        proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0, full))
+    anywhere = _spread(rng, (count + 1) // 2, full)
+    aimed = _spread(rng, count // 2, window * 1.2)
+    seen = {"killed_with_scratch": 0, "reclaimed": 0}
+    for trial in range(count):
+        proc = ForkedCli(*args, env=tmp_env)
+        if trial % 2 == 0:  # anywhere in the run
+            time.sleep(anywhere[trial // 2])
+        else:  # from the scratch dir's appearance to a little past its removal
+            deadline = time.monotonic() + 30
+            while (
+                not _verify_dirs(proc.pid, tmp)
+                and proc.poll() is None
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.0005)
+            time.sleep(aimed[trial // 2])
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        killed_with_scratch += bool(_verify_dirs(proc.pid))
-        again = run_cli("verify", archive)
+        left = bool(_verify_dirs(proc.pid, tmp))
+        seen["killed_with_scratch"] += left
+        again = run_cli("verify", archive, env=tmp_env)
         assert again.returncode == 0, again.stdout
-        assert not _verify_dirs(proc.pid), "the next verify must reclaim the scratch dir"
+        assert not _verify_dirs(proc.pid, tmp), "the next verify must reclaim the scratch dir"
+        seen["reclaimed"] += left
         conn = sqlite3.connect(f"file:{state.global_db}?mode=ro", uri=True)
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         conn.close()
@@ -138,14 +173,21 @@ def _verify_trials(tmp_path: Path, seed: int, count: int) -> int:
     rows_before.pop("backup_runs")
     rows_after.pop("backup_runs")
     assert rows_after == rows_before
-    return killed_with_scratch
+    return seen
+
+
+def _assert_scratch_was_hit_and_reclaimed(seen: dict[str, int]) -> None:
+    # Trials that never killed a verify while it held scratch would prove nothing about cleanup.
+    assert seen["killed_with_scratch"] > 0, "no trial killed a verify while its scratch existed"
+    assert seen["reclaimed"] == seen["killed_with_scratch"]
 
 
 def test_killed_verifies_leave_nothing_the_next_verify_does_not_reclaim(tmp_path: Path) -> None:
-    _verify_trials(tmp_path, seed=5, count=12)
+    _assert_scratch_was_hit_and_reclaimed(_verify_trials(tmp_path, seed=5, count=12))
 
 
 @pytest.mark.slow
 def test_killed_verifies_many_seeded_trials(tmp_path: Path) -> None:
-    hit = _verify_trials(tmp_path, seed=2026, count=60)
-    print(f"verify kill trials: 60, killed while holding scratch: {hit}")
+    seen = _verify_trials(tmp_path, seed=2026, count=60)
+    print(f"verify kill trials: 60, killed while holding scratch: {seen['killed_with_scratch']}")
+    _assert_scratch_was_hit_and_reclaimed(seen)

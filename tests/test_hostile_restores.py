@@ -5,7 +5,6 @@ after: the whole temporary tree the test runs in, less the places the restore ma
 from __future__ import annotations
 
 import os
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from backupkit.sqlite.connect import sqlite_uri
 from fixtures import StateTree, build_state
 from fixtures import hostile_restore as forge
 
-from .conftest import REPO, cli_env, json_out, run_cli, tree_snapshot
+from .conftest import json_out, peak_rss_mb, run_cli, tree_snapshot
 
 
 @pytest.fixture
@@ -224,18 +223,6 @@ def test_a_tree_thousands_of_levels_deep_backs_up_and_restores(
         remove_tree(target / "workspace" / "d")
 
 
-def _peak_rss_mb(*args: str | os.PathLike[str]) -> tuple[int, float]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run(
-        [sys.executable, "-m", "backupkit", *map(os.fspath, args)],
-        env=cli_env(),
-        capture_output=True,
-        cwd=REPO,
-    )
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss >= before
-    return proc.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
-
 @pytest.mark.parametrize("command", [("show",), ("verify", "--no-record")])
 def test_a_decompression_bomb_header_is_refused_within_bounded_memory(
     tmp_path: Path, command: tuple[str, ...]
@@ -243,7 +230,7 @@ def test_a_decompression_bomb_header_is_refused_within_bounded_memory(
     bomb = tmp_path / "openclaw-backup-20260101T000000Z-00000000.tar.zst"
     forge.pax_bomb(bomb, 512 << 20)
     assert bomb.stat().st_size < 64 << 10
-    code, mb = _peak_rss_mb(command[0], bomb, *command[1:])
+    code, mb = peak_rss_mb(command[0], bomb, *command[1:])
     assert code == 1 and mb < 256, (code, mb)
 
 
@@ -253,9 +240,9 @@ def test_list_and_prune_survive_a_bomb_in_the_backup_directory(
     out = tmp_path / "out"
     _backup(state, out)
     forge.pax_bomb(out / "openclaw-backup-20260101T000000Z-00000000.tar.zst", 512 << 20)
-    code, mb = _peak_rss_mb("--state-dir", state.root, "list", "--output", out)
+    code, mb = peak_rss_mb("--state-dir", state.root, "list", "--output", out)
     assert code == 0 and mb < 256
-    code, mb = _peak_rss_mb(
+    code, mb = peak_rss_mb(
         "--state-dir", state.root, "prune", "--output", out, "--keep-last", "1", "--dry-run"
     )
     assert code == 0 and mb < 256

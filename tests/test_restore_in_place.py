@@ -9,24 +9,15 @@ import sys
 from pathlib import Path
 
 from fixtures import StateTree
-from tests.conftest import backup_ok, fingerprint, json_out, manifest_of, run_cli, tree_snapshot
-
-
-def _damage(state: StateTree) -> None:
-    """What an operator finds at 3 a.m.: rows gone, config broken, a legacy file lost, and a
-    foreign WAL planted beside a database (SQLite would replay it into a restored file)."""
-    main = state.agent_dbs["main"]
-    conn = sqlite3.connect(main)
-    conn.execute("DELETE FROM session_entries")
-    conn.execute("DELETE FROM transcript_event_identities")
-    conn.commit()
-    conn.close()
-    state.config_path.write_text("{ broken")
-    state.legacy_files[0].unlink()
-    foreign = state.agent_dbs["zoe"]
-    for side in ("-wal", "-shm"):
-        Path(f"{foreign}{side}").unlink(missing_ok=True)
-    Path(f"{foreign}-wal").write_bytes(os.urandom(8192))
+from tests.conftest import (
+    backup_ok,
+    damage_state,
+    fingerprint,
+    json_out,
+    manifest_of,
+    run_cli,
+    tree_snapshot,
+)
 
 
 def test_in_place_restore_over_a_damaged_state_gives_back_exactly_the_archived_state(
@@ -34,7 +25,7 @@ def test_in_place_restore_over_a_damaged_state_gives_back_exactly_the_archived_s
 ) -> None:
     archived = fingerprint(state.root)
     archive = backup_ok(state, out_dir)
-    _damage(state)
+    damage_state(state)
     assert fingerprint(state.root) != archived
     proc = run_cli("--state-dir", state.root, "restore", archive, "--in-place", "--output", out_dir)
     assert proc.returncode == 0, proc.stderr
@@ -49,7 +40,7 @@ def test_safety_snapshot_is_printed_verified_and_holds_the_state_before_restore(
     state: StateTree, out_dir: Path
 ) -> None:
     archive = backup_ok(state, out_dir)
-    _damage(state)
+    damage_state(state)
     proc = run_cli("--state-dir", state.root, "restore", archive, "--in-place", "--output", out_dir)
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("safety snapshot: "))
@@ -137,7 +128,7 @@ def test_in_place_dry_run_plans_create_replace_keep_and_touches_nothing(
     state: StateTree, out_dir: Path
 ) -> None:
     archive = backup_ok(state, out_dir)
-    _damage(state)
+    damage_state(state)
     (state.root / "extra.txt").write_text("x")
     before = tree_snapshot(state.root)
     proc = run_cli(
@@ -154,7 +145,7 @@ def test_in_place_dry_run_plans_create_replace_keep_and_touches_nothing(
 
 def test_agent_option_replaces_only_that_agent(state: StateTree, out_dir: Path) -> None:
     archive = backup_ok(state, out_dir)
-    _damage(state)
+    damage_state(state)
     proc = run_cli(
         "--state-dir",
         state.root,

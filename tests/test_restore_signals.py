@@ -4,12 +4,9 @@ a directory marked as incomplete, which no later command takes for a state."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import pytest
 
 from fixtures import StateTree, build_state
 
-from .conftest import cli_env, fingerprint, run_cli
+from .conftest import fingerprint, run_cli, start_cli
 
 COMPLETED = "the swap was completed"
 ROLLED_BACK = "the state is as it was"
@@ -30,17 +27,6 @@ def _change(state: StateTree) -> None:
     conn.commit()
     conn.close()
     state.config_path.write_text('{"changed": true}\n')
-
-
-def _start(*args: str | os.PathLike[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "backupkit", *map(os.fspath, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
 
 
 def _trials(tmp_path: Path, sig: signal.Signals, count: int, seed: int) -> list[str]:
@@ -56,7 +42,9 @@ def _trials(tmp_path: Path, sig: signal.Signals, count: int, seed: int) -> list[
     for trial in range(count):
         _change(state)
         old = fingerprint(state.root)
-        proc = _start("--state-dir", state.root, "restore", archive, "--in-place", "--output", out)
+        proc = start_cli(
+            "--state-dir", state.root, "restore", archive, "--in-place", "--output", out
+        )
         if trial % 2:  # once the journal exists: staging or swapping
             deadline = time.monotonic() + 30
             while not journal.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -126,7 +114,7 @@ def test_a_killed_target_restore_is_marked_incomplete_and_never_taken_for_a_stat
     for attempt in range(5):
         target = tmp_path / f"restored-{attempt}"
         mark = target / ".backupkit-restore-incomplete"
-        proc = _start("restore", archive, "--target", target)
+        proc = start_cli("restore", archive, "--target", target)
         while not mark.exists() and proc.poll() is None:
             time.sleep(0.0005)
         proc.send_signal(signal.SIGKILL)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import StateTree, build_state
+from fixtures import build_state
 from tests.conftest import (
     NOBODY,
+    Archived,
     backup_ok,
     can_mount_tmpfs,
     can_run_as_nobody,
@@ -24,18 +25,19 @@ from tests.conftest import (
     json_out,
     run_cli,
     run_cli_as_nobody,
+    run_cli_process,
     tree_snapshot,
 )
 
 
 def test_round_trip_is_exact_for_every_database_file_mode_and_link(
-    state: StateTree, out_dir: Path, tmp_path: Path
+    archived: Archived, tmp_path: Path
 ) -> None:
+    state, archive = archived.state, archived.archive
     ext_db = state.agent_dbs["external-agent"]
     ext = os.fspath(state.external_dir)
-    before = fingerprint(state.root, replace={ext: "<ext>", os.fspath(state.root): "<state>"})
-    ext_before = fingerprint(ext_db.parent)
-    archive = backup_ok(state, out_dir)
+    # Taken before the backup ran, with the state's own paths normalised as below.
+    before, ext_before = archived.fingerprint_before, archived.external_fingerprint_before
     target = tmp_path / "restored"
     proc = run_cli("restore", archive, "--target", target)
     assert proc.returncode == 0, proc.stderr
@@ -48,9 +50,9 @@ def test_round_trip_is_exact_for_every_database_file_mode_and_link(
 
 
 def test_registry_paths_point_at_where_each_database_now_stands(
-    state: StateTree, out_dir: Path, tmp_path: Path
+    archived: Archived, tmp_path: Path
 ) -> None:
-    archive = backup_ok(state, out_dir)
+    state, archive = archived.state, archived.archive
     target = tmp_path / "restored"
     assert run_cli("restore", archive, "--target", target).returncode == 0
     conn = sqlite3.connect(f"file:{target / 'state' / 'openclaw.sqlite'}?mode=ro", uri=True)
@@ -65,9 +67,9 @@ def test_registry_paths_point_at_where_each_database_now_stands(
 
 
 def test_credentials_stay_0600_and_no_sidecar_stands_beside_a_database(
-    state: StateTree, out_dir: Path, tmp_path: Path
+    archived: Archived, tmp_path: Path
 ) -> None:
-    archive = backup_ok(state, out_dir)
+    state, archive = archived.state, archived.archive
     target = tmp_path / "restored"
     assert run_cli("restore", archive, "--target", target).returncode == 0
     for cred in state.credential_files:
@@ -78,10 +80,8 @@ def test_credentials_stay_0600_and_no_sidecar_stands_beside_a_database(
     assert (target / "workspace" / "latest-notes").is_symlink()
 
 
-def test_non_empty_target_exits_2_and_is_left_untouched(
-    state: StateTree, out_dir: Path, tmp_path: Path
-) -> None:
-    archive = backup_ok(state, out_dir)
+def test_non_empty_target_exits_2_and_is_left_untouched(archived: Archived, tmp_path: Path) -> None:
+    archive = archived.archive
     target = tmp_path / "busy"
     target.mkdir()
     (target / "keep.txt").write_text("mine")
@@ -93,9 +93,9 @@ def test_non_empty_target_exits_2_and_is_left_untouched(
 
 
 def test_a_damaged_archive_is_refused_and_leaves_no_target_behind(
-    state: StateTree, out_dir: Path, tmp_path: Path
+    archived: Archived, tmp_path: Path
 ) -> None:
-    archive = backup_ok(state, out_dir)
+    archive = archived.archive
     data = bytearray(archive.read_bytes())
     data[len(data) // 2] ^= 0xFF
     broken = tmp_path / "broken.tar.zst"
@@ -107,10 +107,8 @@ def test_a_damaged_archive_is_refused_and_leaves_no_target_behind(
     assert not target.exists()
 
 
-def test_dry_run_plans_every_path_and_creates_nothing(
-    state: StateTree, out_dir: Path, tmp_path: Path
-) -> None:
-    archive = backup_ok(state, out_dir)
+def test_dry_run_plans_every_path_and_creates_nothing(archived: Archived, tmp_path: Path) -> None:
+    archive = archived.archive
     target = tmp_path / "restored"
     proc = run_cli("restore", archive, "--target", target, "--dry-run", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -121,10 +119,8 @@ def test_dry_run_plans_every_path_and_creates_nothing(
     assert {i["action"] for i in plan["items"]} == {"create"}
 
 
-def test_agent_option_restores_only_that_agent(
-    state: StateTree, out_dir: Path, tmp_path: Path
-) -> None:
-    archive = backup_ok(state, out_dir)
+def test_agent_option_restores_only_that_agent(archived: Archived, tmp_path: Path) -> None:
+    archive = archived.archive
     target = tmp_path / "restored"
     proc = run_cli("restore", archive, "--target", target, "--agent", "retired-agent")
     assert proc.returncode == 0, proc.stderr
@@ -134,24 +130,25 @@ def test_agent_option_restores_only_that_agent(
     assert not [f for f in files if f.startswith(("agents/main", "state/", "credentials"))]
 
 
-def test_unknown_agent_exits_2(state: StateTree, out_dir: Path, tmp_path: Path) -> None:
-    archive = backup_ok(state, out_dir)
+def test_unknown_agent_exits_2(archived: Archived, tmp_path: Path) -> None:
+    archive = archived.archive
     proc = run_cli("restore", archive, "--target", tmp_path / "r", "--agent", "nobody")
     assert proc.returncode == 2 and "nobody" in proc.stderr
 
 
 def test_disk_full_during_restore_leaves_the_target_as_it_was_found(
-    state: StateTree, out_dir: Path, tmp_path: Path
+    archived: Archived, tmp_path: Path
 ) -> None:
     import resource
 
-    archive = backup_ok(state, out_dir)
+    archive = archived.archive
     target = tmp_path / "restored"
 
     def limit() -> None:  # every agent database is bigger than this
         resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 
-    proc = run_cli("restore", archive, "--target", target, preexec_fn=limit)
+    # An rlimit is per process: the restore gets a process of its own.
+    proc = run_cli_process("restore", archive, "--target", target, preexec_fn=limit)
     assert proc.returncode == 4, proc.stderr
     assert "disk full" in proc.stderr
     assert not target.exists()
@@ -240,11 +237,11 @@ def test_a_directory_without_owner_permissions_comes_back_in_an_unprivileged_res
 
 
 def test_a_forged_file_listed_under_another_file_is_an_integrity_failure(
-    state: StateTree, out_dir: Path, tmp_path: Path
+    archived: Archived, tmp_path: Path
 ) -> None:
     from fixtures import hostile
 
-    members = hostile.read_members(backup_ok(state, out_dir).read_bytes())
+    members = hostile.read_members(archived.archive.read_bytes())
     manifest = hostile.manifest_of(members)
     under = f"{hostile.first_file(manifest)['archive_path']}/x"
     extra = hostile.regular(under, b"x")

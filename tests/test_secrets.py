@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from fixtures import StateTree, build_state
-from tests.conftest import REPO, backup_ok, manifest_of, run_cli
+from tests.conftest import REPO, backup_ok, manifest_of, run_cli, umask
 
 
 def _secrets(state: StateTree) -> list[bytes]:
@@ -91,19 +91,8 @@ def test_restored_credentials_keep_0600_under_a_permissive_umask(
 ) -> None:
     archive = backup_ok(state, out_dir)
     target = tmp_path / "restored"
-    env = {**os.environ, "PYTHONPATH": os.fspath(REPO)}
-    subprocess.run(
-        [
-            "sh",
-            "-c",
-            'umask 000 && exec "$0" -m backupkit restore "$1" --target "$2"',
-            sys.executable,
-            os.fspath(archive),
-            os.fspath(target),
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    with umask(0o000):
+        proc = run_cli("restore", archive, "--target", target)
+    assert proc.returncode == 0, proc.stderr
     for cred in state.credential_files:
         assert stat.S_IMODE((target / cred.relative_to(state.root)).stat().st_mode) == 0o600

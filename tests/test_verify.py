@@ -7,52 +7,22 @@ The damaged and forged archives are in test_verify_corruption.py.
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from fixtures import StateTree, hostile
-from tests.conftest import backup_ok, live_rows, manifest_of, run_cli, tree_snapshot
-
-ERROR_LINE = re.compile(r"^backupkit: error: \S")
-
-
-@dataclass
-class Verdict:
-    """What `backupkit verify --json` said: exit code, the error line, the report (if any)."""
-
-    code: int
-    stderr: str
-    report: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def defects(self) -> list[str]:
-        return list(self.report.get("defects", []))
-
-    @property
-    def error(self) -> str:
-        """The one plain line a failing run prints on stderr (CONTRACT section 3)."""
-        lines = self.stderr.splitlines()
-        assert len(lines) == 1, f"expected one line on stderr, got: {self.stderr!r}"
-        assert ERROR_LINE.match(lines[0]), lines[0]
-        return lines[0]
-
-
-def run_verify(
-    archive: Path,
-    *options: str,
-    state_dir: Path | None = None,
-    env: dict[str, str] | None = None,
-) -> Verdict:
-    """`backupkit [--state-dir DIR] verify --json [options] ARCHIVE` as a subprocess."""
-    before = ["--state-dir", os.fspath(state_dir)] if state_dir is not None else []
-    proc = run_cli(*before, "verify", "--json", *options, archive, env=env)
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    assert len(lines) <= 1, f"more than one JSON object on stdout: {proc.stdout!r}"
-    return Verdict(proc.returncode, proc.stderr, orjson.loads(lines[0]) if lines else {})
+from tests.conftest import (
+    Archived,
+    backup_ok,
+    live_rows,
+    manifest_of,
+    run_cli,
+    run_verify,
+    tree_snapshot,
+)
 
 
 def verify_rows(state: StateTree, archive: Path) -> list[tuple[Any, ...]]:
@@ -154,11 +124,14 @@ def test_no_record_writes_no_ledger_row_and_leaves_the_state_untouched(
     assert verify_rows(state, archive) == []
 
 
-def test_json_lists_every_defect_of_a_bad_archive(
-    state: StateTree, out_dir: Path, tmp_path: Path
-) -> None:
-    bad = two_defects(backup_ok(state, out_dir), tmp_path / "bad.tar.zst")
-    verdict = run_verify(bad, "--no-record")
+@pytest.fixture(scope="module")
+def unrecorded_bad(archived: Archived, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared archive with two defects, for tests that verify it with --no-record only."""
+    return two_defects(archived.archive, tmp_path_factory.mktemp("bad") / "bad.tar.zst")
+
+
+def test_json_lists_every_defect_of_a_bad_archive(unrecorded_bad: Path) -> None:
+    verdict = run_verify(unrecorded_bad, "--no-record")
     assert verdict.code == 1
     assert verdict.report["ok"] is False
     assert len(verdict.defects) == 2
@@ -167,10 +140,8 @@ def test_json_lists_every_defect_of_a_bad_archive(
     assert all(db["integrity"] == "ok" for db in verdict.report["databases"])
 
 
-def test_human_output_is_one_line_per_defect_and_a_summary(
-    state: StateTree, out_dir: Path, tmp_path: Path
-) -> None:
-    bad = two_defects(backup_ok(state, out_dir), tmp_path / "bad.tar.zst")
+def test_human_output_is_one_line_per_defect_and_a_summary(unrecorded_bad: Path) -> None:
+    bad = unrecorded_bad
     proc = run_cli("verify", "--no-record", bad)
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
@@ -182,8 +153,8 @@ def test_human_output_is_one_line_per_defect_and_a_summary(
     assert error.startswith("backupkit: error: ") and os.fspath(bad) in error
 
 
-def test_human_output_of_a_good_archive_is_one_ok_line(state: StateTree, out_dir: Path) -> None:
-    archive = backup_ok(state, out_dir)
+def test_human_output_of_a_good_archive_is_one_ok_line(archived: Archived) -> None:
+    archive = archived.archive
     proc = run_cli("verify", "--no-record", archive)
     assert proc.returncode == 0, proc.stderr
     [line] = proc.stdout.splitlines()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import signal
 import sys
 import traceback
@@ -73,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     as_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
     reset_printed()
+    for stream in (sys.stdout, sys.stderr):
+        # A file name that is not UTF-8 prints as its own bytes, as ls prints it, not a crash.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rv = cli.main(args=args, prog_name="backupkit", standalone_mode=False)
