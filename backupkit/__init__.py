@@ -16,7 +16,9 @@ from .errors import (
     IntegrityError,
     Interrupted,
 )
+from .ops.catalog import Catalogue, list_archives
 from .ops.prune import PruneReport, prune
+from .ops.retention import Policy
 from .ops.snapshot import SafetySnapshot, safety_snapshot
 from .ops.status import StatusReport, backup_status
 from .progress import ProgressEvent
@@ -30,11 +32,13 @@ __all__ = [
     "BackupPlan",
     "BackupResult",
     "BusyError",
+    "Catalogue",
     "EnvironmentFault",
     "InputError",
     "IntegrityError",
     "Interrupted",
     "Manifest",
+    "Policy",
     "ProgressEvent",
     "PruneReport",
     "RestoreReport",
@@ -44,6 +48,7 @@ __all__ = [
     "__version__",
     "backup_status",
     "create_backup",
+    "list_archives",
     "plan_backup",
     "prune",
     "read_manifest",

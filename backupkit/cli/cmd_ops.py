@@ -10,8 +10,7 @@ from ..errors import (
     IntegrityError,
     from_os_error,
 )
-from ..ops import ledger
-from ..ops.catalog import catalogue
+from ..ops.catalog import list_archives
 from ..ops.prometheus import write_prometheus
 from ..ops.prune import prune
 from ..ops.retention import Policy
@@ -89,7 +88,7 @@ def list_cmd(opts: Options, output: Path | None, as_json: bool) -> None:
     """Archives and runs, newest first, with the last verify result of each."""
     layout = existing_layout(opts.state_dir)
     out = resolve_output_dir(output, layout.state_dir)
-    cat = catalogue(layout.state_dir, ledger.read(layout.global_db), [out])
+    cat = list_archives(layout.state_dir, output=out)
     if as_json:
         json_out(
             {

@@ -19,6 +19,8 @@ from typing import Any
 from ..archive.format import parse_archive_name, parse_backup_id
 from ..archive.reader import read_manifest
 from ..errors import BackupError
+from ..state.layout import existing_layout, resolve_output_dir
+from . import ledger
 from .ledger import Kind, Ledger, Row
 
 
@@ -195,3 +197,15 @@ def _latest(checks: list[tuple[str | None, str | None, Check]], entry: Entry) ->
         if matches and (best is None or check.at > best.at):
             best = check
     return best
+
+
+def list_archives(
+    state_dir: str | os.PathLike[str] | None = None,
+    *,
+    output: str | os.PathLike[str] | None = None,
+) -> Catalogue:
+    """`backupkit list`: this state dir's archives and runs, newest first, with the last check
+    of each; another state dir's archives in the same directory come back as foreign."""
+    layout = existing_layout(state_dir)
+    out = resolve_output_dir(output, layout.state_dir)
+    return catalogue(layout.state_dir, ledger.read(layout.global_db), [out])
