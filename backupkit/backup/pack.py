@@ -33,30 +33,31 @@ class PackedTree:
         self.warnings.append(f"{os.fspath(path)} vanished while the backup ran: left out")
 
 
+def _lstat(path: os.PathLike[str], packed: PackedTree) -> os.stat_result | None:
+    """The entry's own status, or None (and a `vanished` entry) for one that is gone."""
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        packed.vanished(path)
+        return None
+    except OSError as err:
+        raise from_os_error(err, "reading the state") from err
+
+
 def pack_tree(
     writer: ArchiveWriter, inv: Inventory, progress: ProgressCallback | None = None
 ) -> PackedTree:
     packed = PackedTree()
     for d in inv.directories:
-        try:
-            st = os.lstat(d.path)
-        except FileNotFoundError:
-            packed.vanished(d.path)
+        if (st := _lstat(d.path, packed)) is None:
             continue
-        except OSError as err:
-            raise from_os_error(err, "reading the state") from err
         writer.add_dir(d.archive_path, st, d.mode)
         packed.directories.append(
             DirectoryEntry(source_path=os.fspath(d.path), archive_path=d.archive_path, mode=d.mode)
         )
     for link in inv.links:
-        try:
-            st = os.lstat(link.path)
-        except FileNotFoundError:
-            packed.vanished(link.path)
+        if (st := _lstat(link.path, packed)) is None:
             continue
-        except OSError as err:
-            raise from_os_error(err, "reading the state") from err
         writer.add_symlink(link.archive_path, link.target, st)
         packed.links.append(
             LinkEntry(
