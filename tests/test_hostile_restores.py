@@ -18,7 +18,7 @@ from backupkit.sqlite.connect import sqlite_uri
 from fixtures import StateTree, build_state
 from fixtures import hostile_restore as forge
 
-from .conftest import json_out, peak_rss_mb, run_cli, tree_snapshot
+from .conftest import REPO, can_mount_tmpfs, cli_env, json_out, peak_rss_mb, run_cli, tree_snapshot
 
 
 @pytest.fixture
@@ -280,3 +280,27 @@ def test_an_idle_connection_to_a_rollback_journal_database_blocks_an_in_place_re
         assert proc.returncode == 3 and "tool.db" in proc.stderr
     finally:
         reader.communicate("")
+
+
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="needs root and tmpfs mounts")
+def test_verify_refuses_a_database_copy_its_temp_dir_cannot_hold_and_leaves_it_empty(
+    tmp_path: Path,
+) -> None:
+    state = build_state(tmp_path / "openclaw", agents=1, bytes_per_agent=4 << 20, with_socket=False)
+    archive = _backup(state, tmp_path / "out")
+    small_tmp = tmp_path / "tmp"
+    small_tmp.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", small_tmp], check=True)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "backupkit", "verify", archive, "--no-record"],
+            env=cli_env({"TMPDIR": os.fspath(small_tmp)}),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        assert proc.returncode == 4, proc.stderr
+        assert "temporary space" in proc.stderr and "TMPDIR" in proc.stderr
+        assert os.listdir(small_tmp) == [], "nothing is left in the temp dir"
+    finally:
+        subprocess.run(["umount", small_tmp], check=True)
