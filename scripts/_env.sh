@@ -25,10 +25,28 @@ ensure_system_tools() {
 }
 
 ensure_venv() {
+  # Install once, then reuse the environment while pyproject.toml (what it installs) is the same:
+  # a second run starts at once. The stamp holds the hash of the file it was installed from.
   local py="${PYTHON:-python3}"
+  local stamp="$VENV/.backupkit-installed"
+  local want
+  want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+  if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
   if [ ! -x "$VENV/bin/python" ]; then
     "$py" -m venv "$VENV"
   fi
+  echo "installing backupkit and its test tools into $VENV ..." >&2
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]"
+  local log
+  log="$(mktemp)"
+  # Quiet unless it fails: setuptools' editable-install warnings are noise on a good run.
+  if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]" >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
+  echo "$want" >"$stamp"
 }
