@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, os.fspath(ROOT))
 
+from backupkit.sqlite.connect import sqlite_uri  # noqa: E402
 from fixtures import build_state  # noqa: E402
 
 
@@ -43,19 +45,48 @@ def run(*args: str | os.PathLike[str], check: bool = True) -> subprocess.Complet
     return proc
 
 
+def _read(db: Path, query: str, params: tuple[object, ...] = ()) -> list[tuple]:
+    """Query a database as SQLite sees it, WAL included, without touching the live files: a
+    private copy of the main file and its -wal is opened (opening the live WAL read-only would
+    create -shm beside it, and immutable=1 would ignore the WAL altogether)."""
+    with tempfile.TemporaryDirectory(prefix="backupkit-demo-read-") as tmp:
+        copy = Path(tmp) / "db.sqlite"
+        shutil.copyfile(db, copy)
+        if Path(f"{db}-wal").exists():
+            shutil.copyfile(f"{db}-wal", f"{copy}-wal")
+        conn = sqlite3.connect(sqlite_uri(copy, mode="ro"), uri=True)
+        try:
+            return conn.execute(query, params).fetchall()
+        finally:
+            conn.close()
+
+
 def rows(db: Path) -> dict[str, list[tuple]]:
-    # immutable: the live files are read as they are, creating no -wal/-shm beside them
-    conn = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
+    names = [
+        r[0]
+        for r in _read(
+            db, "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    return {n: sorted(_read(db, f'SELECT * FROM "{n}"'), key=repr) for n in names}
+
+
+def wal_only_row(db: Path, table: str, key: str) -> tuple | None:
+    """The row the fixture committed after the last checkpoint (it lives only in the -wal)."""
+    column = "key" if table == "kv" else "session_key"
+    found = _read(db, f'SELECT * FROM "{table}" WHERE {column} = ?', (key,))
+    return found[0] if found else None
+
+
+def _main_file_has(db: Path, table: str, key: str) -> str:
+    """Whether the main file alone (the WAL ignored: immutable) holds the row."""
+    column = "key" if table == "kv" else "session_key"
+    conn = sqlite3.connect(sqlite_uri(db, mode="ro", immutable="1"), uri=True)
     try:
-        names = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
-        return {n: sorted(conn.execute(f'SELECT * FROM "{n}"').fetchall(), key=repr) for n in names}
+        found = conn.execute(f'SELECT 1 FROM "{table}" WHERE {column} = ?', (key,)).fetchone()
     finally:
         conn.close()
+    return "yes" if found else "no"
 
 
 def main() -> None:
@@ -80,6 +111,11 @@ def main() -> None:
     creds, legacy = len(tree.credential_files), len(tree.legacy_files)
     print(f"  {creds} credential files (0600), {legacy} legacy files,")
     print(f"  symlinks, sidecars, and {wal_only} committed rows that live only in -wal files.")
+    print("  Those rows, read through SQLite with the WAL (the main files alone do not have them):")
+    for db, table, key in tree.wal_only[:3]:
+        seen = "yes" if wal_only_row(db, table, key) is not None else "NO"
+        in_main = _main_file_has(db, table, key)
+        print(f"    {db.name} {table} {key!r}: through SQLite {seen}, main file alone {in_main}")
 
     step("2. What a backup would capture (dry run: writes nothing)")
     run(*bk, "--state-dir", state, "backup", "--dry-run", "--output", backups)
@@ -106,9 +142,18 @@ def main() -> None:
         if rows(copy) != rows(db):
             raise SystemExit(f"demo: restored {copy} differs from the live database")
         same += 1
-    print(f"  {same}/{len(tree.agent_dbs)} agent databases equal the live ones row for row,")
-    print("  including the rows that lived only in the WAL; agent_databases now points at them:")
-    conn = sqlite3.connect(f"file:{restored / 'state' / 'openclaw.sqlite'}?mode=ro", uri=True)
+    print(f"  {same}/{len(tree.agent_dbs)} agent databases equal the live ones row for row.")
+    print("  The rows that lived only in the WAL, in the restored copies:")
+    for db, table, key in tree.wal_only[:3]:
+        copy = restored / db.relative_to(state) if state in db.parents else None
+        if copy is None:
+            continue
+        row = wal_only_row(copy, table, key)
+        if row is None or row != wal_only_row(db, table, key):
+            raise SystemExit(f"demo: the WAL-only row {key!r} is missing from {copy}")
+        print(f"    {copy.relative_to(restored)} {table} {key!r}: {str(row)[:60]}...")
+    print("  agent_databases now points at the restored databases:")
+    conn = sqlite3.connect(sqlite_uri(restored / "state" / "openclaw.sqlite", mode="ro"), uri=True)
     for agent_id, path in conn.execute("SELECT agent_id, path FROM agent_databases LIMIT 3"):
         print(f"    {agent_id}: {path}")
     conn.close()
@@ -126,7 +171,7 @@ def main() -> None:
     )
     run(*bk, "--state-dir", state, "restore", archive, "--in-place", "--dry-run")
     run(*bk, "--state-dir", state, "restore", archive, "--in-place", "--output", backups)
-    conn = sqlite3.connect(f"file:{main_db}?mode=ro", uri=True)
+    conn = sqlite3.connect(sqlite_uri(main_db, mode="ro"), uri=True)
     back = conn.execute("SELECT count(*) FROM session_entries").fetchone()[0]
     conn.close()
     print(
