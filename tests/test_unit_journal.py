@@ -147,3 +147,19 @@ def test_a_journal_of_another_state_dir_is_refused(tmp_path: Path) -> None:
     }
     (layout.state_dir / JOURNAL_NAME).write_bytes(orjson.dumps(body))
     assert "belongs to" in (recover(layout) or "")
+
+
+def test_a_journal_naming_a_created_directory_that_holds_nothing_it_restores_is_refused(
+    tmp_path: Path,
+) -> None:
+    layout = _layout(tmp_path)
+    dest = layout.state_dir / "workspace" / "todo"
+    entry = _entry(dest, "abcd1234", old=None, new=b"new")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    journal = Journal(
+        "abcd1234", "/a", os.fspath(layout.state_dir), "staging", [entry], [os.fspath(elsewhere)]
+    )
+    journal.save()
+    assert "holds nothing it restores" in (recover(layout) or "")
+    assert elsewhere.is_dir() and Path(entry.staged or "").exists()

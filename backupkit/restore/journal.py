@@ -25,7 +25,7 @@ from pathlib import Path
 from .. import jsonio
 from ..archive.format import SIDECAR_SUFFIXES
 from ..errors import from_os_error
-from ..fsutil import atomic_write, fsync_dir, remove_tree
+from ..fsutil import atomic_write, fsync_dir, lexically_within, remove_tree
 from ..state.layout import JOURNAL_NAME, RESTORE_TEMP_PREFIX, StateLayout
 from .plan import LivePlaces, allowed, live_places
 
@@ -97,9 +97,15 @@ class Journal:
                     return f"it names {temp!r}, which is no temporary name beside {e.dest}"
             if any(side not in (e.dest + s for s in SIDECAR_SUFFIXES) for side, _a in e.sidecars):
                 return f"it names a sidecar that is not one of {e.dest}"
-        for d in [*self.created_dirs, *(p for p, _m in self.dir_modes)]:
-            if not isinstance(d, str) or not allowed(places, d):
+        for d, mode in self.dir_modes:
+            if not isinstance(d, str) or not isinstance(mode, int) or not allowed(places, d):
                 return f"it names the directory {d!r}, outside the places a restore may write"
+        # A created directory is only ever removed again with rmdir, which removes nothing but
+        # an empty directory: it may be a missing parent of an allowed place (a config file's).
+        dests = [e.dest for e in self.entries]
+        for d in self.created_dirs:
+            if not isinstance(d, str) or not any(lexically_within(p, d) for p in dests):
+                return f"it names the directory {d!r}, which holds nothing it restores"
         return None
 
     def remove(self) -> None:
