@@ -4,6 +4,7 @@ The library API (README, "Python API"). None of these functions print; pass `pro
 follow them.
 """
 
+from .archive.crypt import Identities, NewIdentity, Recipients, load_identities, new_identity
 from .archive.manifest import Manifest
 from .archive.reader import read_manifest
 from .backup.pipeline import BackupResult, create_backup
@@ -31,12 +32,15 @@ __all__ = [
     "BackupResult",
     "BusyError",
     "EnvironmentFault",
+    "Identities",
     "InputError",
     "IntegrityError",
     "Interrupted",
     "Manifest",
+    "NewIdentity",
     "ProgressEvent",
     "PruneReport",
+    "Recipients",
     "RestoreReport",
     "SafetySnapshot",
     "StatusReport",
@@ -44,6 +48,8 @@ __all__ = [
     "__version__",
     "backup_status",
     "create_backup",
+    "load_identities",
+    "new_identity",
     "plan_backup",
     "prune",
     "read_manifest",
