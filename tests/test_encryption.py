@@ -22,7 +22,15 @@ from backupkit.archive.crypt import AGE_MAGIC, load_identities
 from backupkit.backup.readback import read_back_defects
 from backupkit.verify.scan import VERIFY_PREFIX
 from fixtures import StateTree, build_state
-from tests.conftest import REPO, json_out, live_rows, run_cli, table_rows, tree_snapshot
+from tests.conftest import (
+    REPO,
+    can_mount_tmpfs,
+    json_out,
+    live_rows,
+    run_cli,
+    table_rows,
+    tree_snapshot,
+)
 
 MARKER = b"PLAINTEXT-MARKER-7f3a9c1e5b2d"
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -505,3 +513,22 @@ def test_killed_encrypted_backups_leave_no_plaintext_after_the_next_run(tmp_path
     assert _plaintext_files(scratch) == []
     assert not [n for n in os.listdir(scratch) if n.startswith(VERIFY_PREFIX)]
     print(f"encrypted kill trials: 8, killed while staging: {saw_staging}")
+
+
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="needs root and tmpfs mounts")
+def test_disk_full_while_writing_ciphertext_exits_4_leaving_nothing(tmp_path: Path) -> None:
+    state = build_state(tmp_path / "openclaw", agents=1, bytes_per_agent=0, with_socket=False)
+    (state.root / "workspace" / "noise.bin").write_bytes(random.Random(4).randbytes(4 << 20))
+    _key_path, recipient = _key(tmp_path)
+    out = tmp_path / "small"
+    out.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", os.fspath(out)], check=True)
+    try:
+        proc = run_cli(
+            "--state-dir", state.root, "backup", "--output", out, "--encrypt-to", recipient
+        )
+        assert proc.returncode == 4, proc.stderr
+        assert "disk full" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        assert os.listdir(out) == []
+    finally:
+        subprocess.run(["umount", os.fspath(out)], check=True)

@@ -96,12 +96,16 @@ def _parse_recipient(text: str, where: str) -> tuple[_Recipient, str]:
             return x25519.Recipient.from_str(words[0]), words[0]
     except pyrage.RecipientError as err:
         raise InputError(f"{where}: not a valid recipient ({err})") from None
-    shown = text if len(text) <= 40 else text[:37] + "..."
-    if text.startswith("AGE-SECRET-KEY-"):
-        shown = "an age identity (a secret key)"  # never echo a secret back
+    # What was given is never echoed: it may be a secret key pasted in the wrong place.
+    if text.upper().startswith("AGE-SECRET-KEY-") or "PRIVATE KEY" in text:
+        what = "a secret key, not a recipient (never give a secret key to backup)"
+    elif words and re.fullmatch(r"(ssh|ecdsa|sk)-[a-z0-9@.-]{1,40}", words[0]):
+        what = f"a {words[0]} key, which age does not encrypt to"
+    else:
+        what = "not a recipient"
     raise InputError(
-        f"{where}: {shown!r} is not a recipient: give an age public key (age1...) or an SSH "
-        "public key (ssh-ed25519 ... or ssh-rsa ...)"
+        f"{where} is {what}: give an age public key (age1...) or an SSH public key "
+        "(ssh-ed25519 ... or ssh-rsa ...)"
     )
 
 
@@ -293,13 +297,18 @@ class _HashingFile:
         self.digest = hashlib.sha256()
         self.size = 0
         self.closed = False
+        self.error: OSError | None = None  # kept whole: pyrage passes on only its text
 
     def write(self, data: bytes) -> int:
         if self.closed:
             raise OSError("the archive was abandoned")
         self.digest.update(data)
         self.size += len(data)
-        return self._raw.write(data)
+        try:
+            return self._raw.write(data)
+        except OSError as err:
+            self.error = err
+            raise
 
     def flush(self) -> None:
         self._raw.flush()
@@ -329,7 +338,7 @@ class EncryptingSink:
             self._error = err
 
     def _failed(self) -> EnvironmentFault:
-        err = self._error
+        err = self._cipher.error or self._error
         if isinstance(err, OSError):
             return from_os_error(err, "writing the encrypted archive")
         return EnvironmentFault(f"encrypting the archive failed: age says {err}")

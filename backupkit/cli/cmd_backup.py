@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..archive.crypt import parse_recipients
+from ..archive.crypt import parse_recipients, resolve_recipients
 from ..backup.pipeline import ALWAYS_VERIFIED_REASONS, create_backup
 from ..backup.plan import plan_backup
 from ..errors import (
@@ -83,10 +83,12 @@ def backup(
         plan = plan_backup(
             opts.state_dir, output=output, include_workspaces=not no_workspaces, excludes=excludes
         )
+        keys = resolve_recipients(encrypt_to, recipients_file)  # refused now, as a run would
+        body = {**plan.to_dict(), "encrypted": keys is not None, "recipients": len(keys or ())}
         if as_json:
-            json_out(plan.to_dict())
+            json_out(body)
         else:
-            click.echo(render.describe_plan(plan.to_dict()))
+            click.echo(render.describe_plan(body))
         return
     result = create_backup(
         opts.state_dir,

@@ -108,6 +108,8 @@ def describe_plan(plan: dict[str, Any]) -> str:
         lines.append(f"  {s['reason']:<16} {s['source_path']}")
     for note in plan["notes"]:
         lines.append(f"note: {note}")
+    if plan.get("encrypted"):
+        lines.append(f"encrypted (age) to {plan['recipients']} recipient(s)")
     lines.append(f"total: {plan['total_bytes']} bytes before compression; nothing was written")
     return "\n".join(lines)
 
