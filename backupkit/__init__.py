@@ -4,6 +4,7 @@ The library API (README, "Python API"). None of these functions print; pass `pro
 follow them.
 """
 
+from .archive.crypt import Identities, NewIdentity, Recipients, load_identities, new_identity
 from .archive.manifest import Manifest
 from .archive.reader import read_manifest
 from .backup.pipeline import BackupResult, create_backup
@@ -34,13 +35,16 @@ __all__ = [
     "BusyError",
     "Catalogue",
     "EnvironmentFault",
+    "Identities",
     "InputError",
     "IntegrityError",
     "Interrupted",
     "Manifest",
+    "NewIdentity",
     "Policy",
     "ProgressEvent",
     "PruneReport",
+    "Recipients",
     "RestoreReport",
     "SafetySnapshot",
     "StatusReport",
@@ -49,6 +53,8 @@ __all__ = [
     "backup_status",
     "create_backup",
     "list_archives",
+    "load_identities",
+    "new_identity",
     "plan_backup",
     "prune",
     "read_manifest",

@@ -83,6 +83,25 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     fsync_dir(path.parent)
 
 
+def write_new(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Write a new file that appears whole under its name or not at all, and never replaces
+    one: a synced temporary file, published with `publish`. Raises FileExistsError when
+    `path` exists."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        publish(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
 def publish(tmp: Path, final: Path) -> None:
     """Give a finished, synced file its final name, never replacing a file already there.
 

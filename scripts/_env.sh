@@ -5,11 +5,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${BACKUPKIT_VENV:-$ROOT/.venv}"
 
 ensure_system_tools() {
-  # The tests and the demo use the stock tools an operator would: tar with zstd, the sqlite3 CLI.
+  # The tests and the demo use the stock tools an operator would: tar with zstd, the sqlite3 CLI,
+  # age to decrypt an encrypted archive, and ssh-keygen to make an SSH recipient.
   local need=()
   command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
   command -v zstd >/dev/null 2>&1 || need+=(zstd)
   command -v tar >/dev/null 2>&1 || need+=(tar)
+  command -v age >/dev/null 2>&1 || need+=(age)
+  command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
   if [ ${#need[@]} -eq 0 ]; then return 0; fi
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "installing ${need[*]} ..." >&2

@@ -18,6 +18,8 @@ from typing import Final
 
 ARCHIVE_PREFIX = "openclaw-backup-"
 ARCHIVE_SUFFIX = ".tar.zst"
+# An archive encrypted in the age format (archive/crypt.py) adds this to the name.
+ENCRYPTED_SUFFIX = ".age"
 ARCHIVE_MODE = 0o600
 MANIFEST_NAME = "manifest.json"
 FORMAT: Final = "backupkit-archive"
@@ -39,7 +41,9 @@ _NAME = re.compile(
     + re.escape(ARCHIVE_PREFIX)
     + r"(\d{8}T\d{6}Z-[0-9a-f]{8})"
     + re.escape(ARCHIVE_SUFFIX)
-    + "$"
+    + "(?:"
+    + re.escape(ENCRYPTED_SUFFIX)
+    + ")?$"
 )
 
 
@@ -47,8 +51,14 @@ def new_backup_id(now: datetime) -> str:
     return f"{now.strftime(_STAMP)}-{secrets.token_hex(4)}"
 
 
-def archive_name(backup_id: str) -> str:
-    return f"{ARCHIVE_PREFIX}{backup_id}{ARCHIVE_SUFFIX}"
+def archive_name(backup_id: str, *, encrypted: bool = False) -> str:
+    suffix = ARCHIVE_SUFFIX + (ENCRYPTED_SUFFIX if encrypted else "")
+    return f"{ARCHIVE_PREFIX}{backup_id}{suffix}"
+
+
+def is_encrypted_name(name: str) -> bool:
+    """Is this an archive's name with the encrypted suffix (`.tar.zst.age`)?"""
+    return name.endswith(ARCHIVE_SUFFIX + ENCRYPTED_SUFFIX)
 
 
 def parse_backup_id(backup_id: str) -> datetime | None:
@@ -60,7 +70,7 @@ def parse_backup_id(backup_id: str) -> datetime | None:
 
 
 def parse_archive_name(name: str) -> tuple[str, datetime] | None:
-    """(backup id, time) for a file named like an archive, else None."""
+    """(backup id, time) for a file named like an archive (plain or encrypted), else None."""
     match = _NAME.match(name)
     if not match:
         return None

@@ -98,6 +98,18 @@ class SkippedEntry(_Model):
     reason: str
 
 
+class Encryption(_Model):
+    """How the archive around this manifest is encrypted. Public facts only: no key."""
+
+    format: Literal["age"] = "age"
+    recipients: int = Field(description="how many recipients the archive is encrypted to")
+    recipient_fingerprints: list[str] = Field(
+        default_factory=list,
+        description='each recipient as "sha256:" and the first 16 hex digits of the sha256 '
+        "of its public key (docs/encryption.md)",
+    )
+
+
 class Manifest(_Model):
     format: Literal["backupkit-archive"] = FORMAT
     format_version: int = FORMAT_VERSION
@@ -121,6 +133,9 @@ class Manifest(_Model):
     )
     credentials_dir: str | None = Field(
         default=None, description="where the credentials dir was resolved at backup time"
+    )
+    encryption: Encryption | None = Field(
+        default=None, description="set when the archive is age-encrypted; null for plaintext"
     )
 
     def to_json_bytes(self) -> bytes:

@@ -5,16 +5,20 @@ the frame's content checksum (zstd checks it at the frame's end), that the frame
 (a truncated file must not pass because the tar part happened to look complete), and that nothing
 follows it but the seal (see format.py). Extended headers are bounded before tarfile reads them
 into memory, so a small archive cannot claim gigabytes of header.
+
+An encrypted archive (crypt.py) is read the same way, from the plaintext that age decrypts as it
+goes: that stream cannot be read from its end first, so its seal is split off as it passes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
 import tarfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +26,15 @@ from typing import BinaryIO
 import zstandard
 
 from ..errors import InputError, IntegrityError, from_os_error
+from .crypt import (
+    ARMOR_MAGIC,
+    DecryptingSource,
+    Identities,
+    is_age_header,
+    is_encrypted,
+    open_decrypted,
+    resolve_identities,
+)
 from .format import MANIFEST_NAME, SEAL_HEADER, SEAL_MAGIC, SEAL_SIZE, ZSTD_MAGIC, is_seal_prefix
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from .policy import member_defect
@@ -55,14 +68,62 @@ class _BoundedTarInfo(tarfile.TarInfo):
         return super()._proc_member(tarfile_)  # type: ignore[misc,no-any-return]
 
 
+class _SealSplitter:
+    """The plaintext of an encrypted archive, read front to back. It cannot be seeked, so its
+    seal cannot be read from its end first: every byte but the last SEAL_SIZE is handed out, and
+    at the end those are kept as the seal if they are one (`seal`), else handed out too."""
+
+    def __init__(self, src: DecryptingSource) -> None:
+        self._src = src
+        self._held = bytearray()
+        self._eof = False
+        self.seal: bytes | None = None
+
+    def _fill(self, want: int) -> None:
+        while not self._eof and len(self._held) < want + SEAL_SIZE:
+            chunk = self._src.read(max(READ_CHUNK, want))
+            if not chunk:
+                self._eof = True
+                self._split_seal()
+                return
+            self._held += chunk
+
+    def _split_seal(self) -> None:
+        tail = bytes(self._held[-SEAL_SIZE:])
+        if len(tail) == SEAL_SIZE and tail[:4] == SEAL_MAGIC:
+            if tail[: len(SEAL_HEADER)] != SEAL_HEADER:
+                raise IntegrityError(
+                    "archive has trailing data after its zstd frame (a damaged seal?)"
+                )
+            self.seal = tail[len(SEAL_HEADER) :]
+            del self._held[-SEAL_SIZE:]
+
+    def peek(self, size: int) -> bytes:
+        self._fill(size)
+        return bytes(self._held[:size])
+
+    def read(self, size: int = READ_CHUNK) -> bytes:
+        self._fill(size)
+        out = self._held[:size] if self._eof else self._held[: max(0, len(self._held) - SEAL_SIZE)]
+        out = out[:size]
+        del self._held[: len(out)]
+        return bytes(out)
+
+
 class ZstdFrameReader:
     """A read-only file object over the decompressed bytes of exactly one zstd frame."""
 
-    def __init__(self, fh: BinaryIO, *, limit: int | None = None, hashed: bool = True) -> None:
+    def __init__(
+        self,
+        fh: BinaryIO | _SealSplitter,
+        *,
+        limit: int | None = None,
+        hashed: bool = True,
+    ) -> None:
         self._fh = fh
         self._hashed = hashed
         self._left = limit  # compressed bytes that belong to the frame (the seal follows)
-        self.sealed = limit is not None
+        self._sealed = limit is not None
         self.digest = hashlib.sha256()  # of the compressed bytes read
         self._dobj = zstandard.ZstdDecompressor().decompressobj(read_across_frames=False)
         self._cutter = BlockCutter()
@@ -94,6 +155,11 @@ class ZstdFrameReader:
             # Pieces that each complete a bounded number of blocks: memory stays bounded
             # whatever one megabyte of input decodes to (see zstdblocks.py).
             self._pieces = deque(self._cutter.cut(chunk))
+
+    @property
+    def sealed(self) -> bool:
+        """Did a seal follow the frame? (For an encrypted archive, known at the end.)"""
+        return self._sealed or (isinstance(self._fh, _SealSplitter) and self._fh.seal is not None)
 
     def _decode(self, piece: bytes) -> None:
         if self._dobj.eof:
@@ -161,7 +227,17 @@ class ZstdFrameReader:
 
 
 def open_archive_file(path: Path) -> BinaryIO:
-    """Open an archive for reading; exit 2 when it is missing or plainly not one of ours."""
+    """Open a plain archive for reading; exit 2 when it is missing or plainly not one of ours."""
+    fh, encrypted = _open_checked(path)
+    if encrypted:
+        fh.close()
+        raise InputError(f"{path} is an encrypted archive: it cannot be read without a key")
+    return fh
+
+
+def _open_checked(path: Path) -> tuple[BinaryIO, bool]:
+    """Open an archive, plain or encrypted; exit 2 when it is missing or plainly not one of
+    ours. Returns the file and whether it is age-encrypted."""
     try:
         # O_NONBLOCK: opening a FIFO given as ARCHIVE must not wait for a writer.
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -176,13 +252,35 @@ def open_archive_file(path: Path) -> BinaryIO:
         raise InputError(f"{path} is {what}, not an archive")
     os.set_blocking(fd, True)
     fh = open(fd, "rb")  # noqa: SIM115 - the caller closes it
-    head = fh.read(4)
-    if head != ZSTD_MAGIC:
-        fh.close()
-        what = "an empty file" if not head else "not a zstd file"
-        raise InputError(f"{path} is not a backupkit archive ({what})")
+    head = fh.read(len(ARMOR_MAGIC))
     fh.seek(0)
-    return fh
+    if is_age_header(head):
+        return fh, True
+    if head[:4] != ZSTD_MAGIC:
+        fh.close()
+        what = "an empty file" if not head else "not a zstd or age file"
+        raise InputError(f"{path} is not a backupkit archive ({what})")
+    return fh, False
+
+
+@contextlib.contextmanager
+def _frame_source(
+    path: Path, identities: Identities | None
+) -> Iterator[tuple[BinaryIO | _SealSplitter, int | None, Callable[[], bytes | None]]]:
+    """The compressed bytes of an archive (decrypted, for an encrypted one), the length of
+    its frame when known up front, and how to get its sealed sha256 (for an encrypted archive,
+    once the stream has been read to its end)."""
+    fh, encrypted = _open_checked(path)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(fh)
+        if not encrypted:
+            frame_size, sealed = read_seal(fh)
+            yield fh, frame_size, lambda: sealed
+            return
+        plain = _SealSplitter(stack.enter_context(open_decrypted(fh, identities, os.fspath(path))))
+        if plain.peek(4) != ZSTD_MAGIC:
+            raise InputError(f"{path} is not a backupkit archive (its age plaintext is not zstd)")
+        yield plain, None, lambda: plain.seal
 
 
 def read_seal(fh: BinaryIO) -> tuple[int | None, bytes | None]:
@@ -233,11 +331,12 @@ def _sha256_prefix(fd: int, size: int | None) -> bytes:
     return digest.digest()
 
 
-def iter_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile, ZstdFrameReader]]:
-    """Yield each tar member in order; after the last, the frame's end and the seal are checked."""
-    fh = open_archive_file(path)
-    with fh:
-        frame_size, sealed = read_seal(fh)
+def iter_members(
+    path: Path, identities: Identities | None = None
+) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile, ZstdFrameReader]]:
+    """Yield each tar member in order; after the last, the frame's end and the seal are checked.
+    An encrypted archive needs `identities` (InputError, exit 2, without them)."""
+    with _frame_source(path, identities) as (fh, frame_size, sealed_of):
         stream = ZstdFrameReader(fh, limit=frame_size)
         members = 0
         try:
@@ -254,11 +353,12 @@ def iter_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile,
                 tar_end = tar.offset
         except tarfile.ReadError as err:
             if members == 0:
-                _no_tar_inside(path, stream, sealed, err)
+                _no_tar_inside(path, stream, sealed_of, err)
             raise IntegrityError(f"archive is damaged: tar says {err}") from err
         except tarfile.TarError as err:
             raise IntegrityError(f"archive is damaged: tar says {err}") from err
         stream.check_end(tar_end)
+        sealed = sealed_of()
         if sealed is not None and stream.digest.digest() != sealed:
             raise IntegrityError(
                 "archive bytes differ from the seal written at backup time (sha256 mismatch)"
@@ -266,22 +366,31 @@ def iter_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile,
 
 
 def _no_tar_inside(
-    path: Path, stream: ZstdFrameReader, sealed: bytes | None, err: tarfile.ReadError
+    path: Path,
+    stream: ZstdFrameReader,
+    sealed_of: Callable[[], bytes | None],
+    err: tarfile.ReadError,
 ) -> None:
     """The first tar header did not parse. A whole, intact zstd frame around it means a zstd
     file that is no backupkit archive (exit 2); a frame that fails its own checks means a
     damaged archive (exit 1, raised from here by the reader)."""
     stream.drain()
+    sealed = sealed_of()
     if sealed is not None and stream.digest.digest() != sealed:
         raise IntegrityError("archive bytes differ from the seal written at backup time") from err
     raise InputError(f"{path} is not a backupkit archive (its zstd stream holds no tar)") from err
 
 
-def read_manifest(archive: str | os.PathLike[str]) -> Manifest:
+def read_manifest(
+    archive: str | os.PathLike[str],
+    *,
+    identity: str | os.PathLike[str] | Identities | None = None,
+) -> Manifest:
     """Stream the archive up to its manifest (the last member) and parse it. Every member name
     passes the member policy on the way; nothing else about the members is proven (verify
-    does that)."""
-    for member, tar, _stream in iter_members(Path(archive)):
+    does that). An encrypted archive needs `identity` (a file, else $BACKUPKIT_IDENTITY_FILE)."""
+    identities = resolve_identities(identity) if is_encrypted(archive) else None
+    for member, tar, _stream in iter_members(Path(archive), identities):
         bad = member_defect(member)
         if bad:
             raise IntegrityError(bad)

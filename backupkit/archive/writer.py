@@ -3,6 +3,9 @@
 Each member's sha256 is computed while its bytes stream into the archive, so what the manifest
 says is exactly what was written, and no file is read twice. The archive is written to a
 temporary name, fsynced, and only then published under its final name by the caller.
+
+With recipients, the same bytes (zstd frame and seal) go through crypt.py's encrypting sink on
+their way to the file, so the file holds them age-encrypted and never a plaintext byte.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import BinaryIO
 import zstandard
 
 from ..errors import from_os_error
+from .crypt import CipherWritten, EncryptingSink, Recipients
 from .format import ARCHIVE_MODE, seal_bytes
 
 COPY_CHUNK = 1 << 20
@@ -40,11 +44,13 @@ class Written:
 @dataclass(frozen=True)
 class Finished:
     """What `finish` wrote, for a read-back proof: the archive's size, how many tar bytes went
-    into zstd, and the sha256 of the compressed bytes (the seal)."""
+    into zstd, the sha256 of the compressed bytes (the seal) and, for an encrypted archive,
+    what the encrypting sink wrote."""
 
     size_bytes: int
     stream_bytes: int
     seal: bytes
+    cipher: CipherWritten | None = None
 
 
 class _CompressorThread:
@@ -109,7 +115,7 @@ class _CompressorThread:
 class _HashingSink:
     """Between zstd and the file: hashes every compressed byte, for the archive's seal."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO | EncryptingSink) -> None:
         self._raw = raw
         self.digest = hashlib.sha256()
 
@@ -153,9 +159,17 @@ class _HashingReader:
 
 
 class ArchiveWriter:
-    """Streams members into `<path>` (created 0600, never replacing a file)."""
+    """Streams members into `<path>` (created 0600, never replacing a file), age-encrypted to
+    `recipients` when given."""
 
-    def __init__(self, path: Path, *, level: int = 3, threads: int = 0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        level: int = 3,
+        threads: int = 0,
+        recipients: Recipients | None = None,
+    ) -> None:
         self.path = path
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, ARCHIVE_MODE)
@@ -163,7 +177,9 @@ class ArchiveWriter:
         except OSError as err:
             raise from_os_error(err, "creating the archive") from err
         self._raw = os.fdopen(fd, "wb", buffering=COPY_CHUNK)
-        self._sealer = _HashingSink(self._raw)
+        self._cipher = EncryptingSink(self._raw, recipients) if recipients else None
+        self._out: BinaryIO | EncryptingSink = self._cipher or self._raw
+        self._sealer = _HashingSink(self._out)
         cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=threads)
         # zstandard's stub asks for IO[bytes]; the stream writer only calls write() and flush().
         self._zstd = _CompressorThread(cctx.stream_writer(self._sealer, closefd=False))  # type: ignore[arg-type]
@@ -255,7 +271,8 @@ class ArchiveWriter:
             stream_bytes = self._zstd.tell()
             self._zstd.close()
             seal = self._sealer.digest.digest()
-            self._raw.write(seal_bytes(seal))
+            self._out.write(seal_bytes(seal))
+            cipher = self._cipher.close() if self._cipher is not None else None
             self._raw.flush()
             os.fsync(self._raw.fileno())
             size = os.fstat(self._raw.fileno()).st_size
@@ -263,12 +280,14 @@ class ArchiveWriter:
         except OSError as err:
             raise from_os_error(err, "writing the archive") from err
         self._closed = True
-        return Finished(size_bytes=size, stream_bytes=stream_bytes, seal=seal)
+        return Finished(size_bytes=size, stream_bytes=stream_bytes, seal=seal, cipher=cipher)
 
     def abort(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._zstd.abandon()
+        if self._cipher is not None:
+            self._cipher.abort()
         with contextlib.suppress(OSError, ValueError):
             self._raw.close()

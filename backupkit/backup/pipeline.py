@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from ..archive.crypt import Recipients, resolve_recipients
 from ..archive.format import MANIFEST_NAME, archive_name, new_backup_id
 from ..archive.manifest import (
     DatabaseEntry,
+    Encryption,
     Manifest,
 )
 from ..archive.writer import COMPRESSION_LEVELS, ArchiveWriter, Finished
@@ -107,6 +109,8 @@ class BackupResult:
             ],
             "files": len(self.manifest.files),
             "skipped": len(self.manifest.skipped),
+            "encrypted": self.manifest.encryption is not None,
+            "recipients": self.manifest.encryption.recipients if self.manifest.encryption else 0,
             "problems": self.problems,
             "warnings": self.warnings,
             "verified": self.verified,
@@ -128,6 +132,9 @@ def create_backup(
     workers: int | None = None,
     progress: ProgressCallback | None = None,
     keep_unproven: bool | None = None,
+    encrypt_to: tuple[str, ...] | list[str] = (),
+    recipients_file: str | os.PathLike[str] | None = None,
+    recipients: Recipients | None = None,
     _hold_lock: bool = True,
 ) -> BackupResult:
     """Back up a state dir into one archive. Returns the result; raises `BackupError` when no
@@ -138,6 +145,10 @@ def create_backup(
     The archive is kept (it holds everything else, and that database as it was) unless
     `keep_unproven` is false, which is the default for `pre-migration` snapshots: those exist to
     be rolled back to, and must not look like a rollback point when they are not one.
+
+    With `encrypt_to` (public keys), `recipients_file` or `$BACKUPKIT_RECIPIENTS_FILE`, the
+    archive is `.tar.zst.age`, age-encrypted to those recipients (docs/encryption.md); only
+    public keys are needed, and the read-back then proves the ciphertext on disk.
     """
     if compression not in COMPRESSION_LEVELS:
         raise InputError(
@@ -147,6 +158,7 @@ def create_backup(
         verify = True
     if keep_unproven is None:
         keep_unproven = reason != "pre-migration"
+    keys = resolve_recipients(encrypt_to, recipients_file, recipients)
     layout = existing_layout(state_dir)
     out = resolve_output_dir(output, layout.state_dir)
     started = time.monotonic()
@@ -155,7 +167,7 @@ def create_backup(
         recovered = recover(layout) if _hold_lock else None
         now = datetime.now(UTC)
         backup_id = new_backup_id(now)
-        final = out / archive_name(backup_id)
+        final = out / archive_name(backup_id, encrypted=keys is not None)
         try:
             result = _run(
                 layout,
@@ -168,6 +180,7 @@ def create_backup(
                 level=COMPRESSION_LEVELS[compression],
                 workers=workers or min(2, os.cpu_count() or 1),
                 progress=progress,
+                recipients=keys,
             )
         except BaseException as err:
             # Every run leaves a row, whatever went wrong: a bug included, or monitoring
@@ -183,6 +196,7 @@ def create_backup(
                 "reason": reason,
                 "error": message,
                 "exit_code": code,
+                "encrypted": keys is not None,
             }
             row = ledger.backup_row(backup_id, _ms(now), os.fspath(final), "failed", failure)
             warning = ledger.record(layout.global_db, [row])
@@ -238,6 +252,12 @@ def _read_back_row(result: BackupResult, defects: list[str]) -> ledger.Row:
             {"archive_path": d.archive_path, "integrity": d.integrity, "checked": "at capture"}
             for d in result.manifest.databases
         ],
+        warnings=[
+            "encrypted: the ciphertext on disk was proven (sha256, age header, length), not "
+            "decrypted; verify --identity decrypts and checks it all"
+        ]
+        if result.manifest.encryption is not None
+        else None,
     )
 
 
@@ -305,6 +325,7 @@ def _run(
     level: int,
     workers: int,
     progress: ProgressCallback | None,
+    recipients: Recipients | None,
 ) -> BackupResult:
     emit(progress, "discover", 0, 1, os.fspath(layout.state_dir))
     inv = discover(layout, include_workspaces=include_workspaces, excludes=excludes)
@@ -319,7 +340,7 @@ def _run(
     warnings = list(inv.notes)
     with staging_dir(out, backup_id) as stage:
         tmp = stage / (final.name + ".part")
-        writer = ArchiveWriter(tmp, level=level)
+        writer = ArchiveWriter(tmp, level=level, recipients=recipients)
         captures: _Captures | None = None
         try:
             captures = _Captures(inv.databases, stage, workers)
@@ -363,6 +384,11 @@ def _run(
                 sealed=True,
                 config_path=os.fspath(layout.config_path),
                 credentials_dir=os.fspath(layout.credentials_dir),
+                encryption=None
+                if recipients is None
+                else Encryption(
+                    recipients=len(recipients), recipient_fingerprints=recipients.fingerprints
+                ),
             )
             writer.add_bytes(MANIFEST_NAME, manifest.to_json_bytes(), mtime=now.timestamp())
             written = writer.finish()

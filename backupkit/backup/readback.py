@@ -8,12 +8,18 @@ checksum (taken over the tar stream as it went in) and give exactly as many byte
 one decompression, against the full verify's decompression, tar parse and a second sha256 of
 every member; `backupkit verify` still does the full pass. The ledger records this proof as a
 read-back row, apart from a full verify.
+
+An encrypted archive cannot be decoded here: the machine that backs up holds only public keys.
+Its proof is that the file on disk is the ciphertext that was written, byte for byte (its sha256
+taken as age wrote it), with an intact age header and a payload as long as the plaintext that
+went in; `verify --identity` decrypts it and makes the full pass.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..archive.crypt import ciphertext_defects
 from ..archive.reader import read_back
 from ..archive.writer import Finished
 from ..errors import BackupError, from_os_error
@@ -21,6 +27,8 @@ from ..errors import BackupError, from_os_error
 
 def read_back_defects(archive: Path, written: Finished) -> list[str]:
     """What differs between the published file and what was written; [] when they agree."""
+    if written.cipher is not None:
+        return ciphertext_defects(archive, written.cipher)
     try:
         decoded, digest, sealed = read_back(archive)
     except BackupError as err:

@@ -15,21 +15,25 @@ from ..restore.run import restore_archive
 from ..verify.verdict import verify_archive
 from . import render
 from .app import Options, cli, json_out
-from .options import json_option
+from .options import encrypt_options, identity_option, json_option
 
 
 @cli.command()
 @click.argument("archive", metavar="ARCHIVE")
 @json_option
 @click.option("--no-record", is_flag=True, help="Do not record the result in backup_runs.")
+@identity_option
 @click.pass_obj
-def verify(opts: Options, archive: str, as_json: bool, no_record: bool) -> None:
+def verify(
+    opts: Options, archive: str, as_json: bool, no_record: bool, identity: Path | None
+) -> None:
     """Prove an archive restorable; exit 1 on any defect."""
     report = verify_archive(
         resolve_archive(archive, opts.state_dir),
         state_dir=opts.state_dir,
         record=not no_record,
         progress=opts.progress(),
+        identity=identity,
     )
     if as_json:
         json_out(report.to_dict())
@@ -79,6 +83,8 @@ def verify(opts: Options, archive: str, as_json: bool, no_record: bool) -> None:
     is_flag=True,
     help="In place: the archive is of another state dir, and restoring it here is intended.",
 )
+@identity_option
+@encrypt_options
 @json_option
 @click.pass_obj
 def restore(
@@ -92,6 +98,9 @@ def restore(
     output: Path | None,
     delete_extra: bool,
     from_other_state: bool,
+    identity: Path | None,
+    encrypt_to: tuple[str, ...],
+    recipients_file: Path | None,
     as_json: bool,
 ) -> None:
     """Restore an archive into a fresh directory (--target) or over the live state (--in-place)."""
@@ -107,6 +116,9 @@ def restore(
         delete_extra=delete_extra,
         from_other_state=from_other_state,
         progress=opts.progress(),
+        identity=identity,
+        encrypt_to=encrypt_to,
+        recipients_file=recipients_file,
     )
     if as_json:
         json_out(report.to_dict())
@@ -128,10 +140,11 @@ def restore(
 @cli.command()
 @click.argument("archive", metavar="ARCHIVE")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as one JSON object.")
+@identity_option
 @click.pass_obj
-def show(opts: Options, archive: str, as_json: bool) -> None:
+def show(opts: Options, archive: str, as_json: bool, identity: Path | None) -> None:
     """Print an archive's manifest, readably."""
-    manifest = read_manifest(resolve_archive(archive, opts.state_dir))
+    manifest = read_manifest(resolve_archive(archive, opts.state_dir), identity=identity)
     if as_json:
         json_out(manifest.model_dump(mode="json"))
     else:

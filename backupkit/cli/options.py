@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,3 +15,31 @@ archive_dir_option = click.option(
     help="Archive directory (default: $BACKUPKIT_DIR, else <state dir>-backups).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+identity_option = click.option(
+    "--identity",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="age identity (or SSH private key) that opens an encrypted archive "
+    "(default: $BACKUPKIT_IDENTITY_FILE).",
+)
+
+
+def encrypt_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--encrypt-to (repeatable) and --recipients-file: whom an archive is encrypted to."""
+    f = click.option(
+        "--recipients-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        metavar="FILE",
+        help="Encrypt to the public keys in FILE, one per line "
+        "(default: $BACKUPKIT_RECIPIENTS_FILE).",
+    )(f)
+    return click.option(
+        "--encrypt-to",
+        "encrypt_to",
+        multiple=True,
+        metavar="RECIPIENT",
+        help="Encrypt the archive (age) to this public key: age1... or an SSH public key; "
+        "repeatable.",
+    )(f)

@@ -29,6 +29,14 @@ def describe_manifest(m: Manifest) -> str:
         f"  reason    {m.reason}",
         f"  state dir {m.state_dir}",
         f"  tool      backupkit {m.tool_version} (format {m.format_version})",
+        *(
+            [
+                f"  encrypted age, {m.encryption.recipients} recipients: "
+                + ", ".join(m.encryption.recipient_fingerprints)
+            ]
+            if m.encryption is not None
+            else []
+        ),
         "",
         f"databases ({len(m.databases)}):",
     ]
@@ -57,6 +65,14 @@ def describe_manifest(m: Manifest) -> str:
     summary = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) or "none"
     lines.append(f"skipped: {len(m.skipped)} ({summary})")
     return "\n".join(lines)
+
+
+def encryption_note(m: Manifest) -> str:
+    """ ", encrypted (age) to N recipients", or nothing for a plaintext archive."""
+    if m.encryption is None:
+        return ""
+    n = m.encryption.recipients
+    return f", encrypted (age) to {n} recipient{'s' if n != 1 else ''}"
 
 
 def duration(seconds: float | None) -> str:
@@ -92,6 +108,8 @@ def describe_plan(plan: dict[str, Any]) -> str:
         lines.append(f"  {s['reason']:<16} {s['source_path']}")
     for note in plan["notes"]:
         lines.append(f"note: {note}")
+    if plan.get("encrypted"):
+        lines.append(f"encrypted (age) to {plan['recipients']} recipient(s)")
     lines.append(f"total: {plan['total_bytes']} bytes before compression; nothing was written")
     return "\n".join(lines)
 
@@ -149,6 +167,8 @@ def list_line(e: Entry) -> str:
         flags.append("not in the ledger")
     if str(e.owner) == "foreign":
         flags.append("another state dir's archive")
+    if e.encrypted:
+        flags.append("encrypted")
     sized = f"{e.size_bytes:>12}" if e.size_bytes is not None else " " * 12
     return f"{e.backup_id}  {sized}  {e.reason or '?':<14} {e.status or '?':<7} {check}" + (
         f"  [{'; '.join(flags)}]" if flags else ""

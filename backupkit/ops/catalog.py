@@ -4,6 +4,8 @@ Backs `list`, `status` and `prune`. An archive belongs to this state dir when it
 or its manifest names this state dir; another state dir's archive in a shared directory is
 foreign, shown as such and never counted or pruned. Archives are found through the paths the
 ledger recorded, wherever they were written, and by scanning the given directories. Reads only.
+An encrypted archive the ledger does not know is of unknown owner: no key is needed here, so
+its manifest is never read.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ..archive.format import parse_archive_name, parse_backup_id
+from ..archive.format import is_encrypted_name, parse_archive_name, parse_backup_id
 from ..archive.reader import read_manifest
 from ..errors import BackupError
 from ..state.layout import existing_layout, resolve_output_dir
@@ -27,7 +29,7 @@ from .ledger import Kind, Ledger, Row
 class Owner(StrEnum):
     THIS = "this"  # in this state dir's ledger, or its manifest names this state dir
     FOREIGN = "foreign"  # its manifest names another state dir
-    UNKNOWN = "unknown"  # not in the ledger and its manifest could not be read
+    UNKNOWN = "unknown"  # not in the ledger, and its manifest could not be read (or is encrypted)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class Entry:
     owner: Owner = Owner.THIS
 
     @property
+    def encrypted(self) -> bool:
+        return self.archive is not None and is_encrypted_name(self.archive.name)
+
+    @property
     def verified_ok(self) -> bool:
         return self.last_check is not None and self.last_check.ok
 
@@ -77,6 +83,7 @@ class Entry:
             "on_disk": self.on_disk,
             "in_ledger": self.in_ledger,
             "owner": str(self.owner),
+            "encrypted": self.encrypted,
         }
 
 
@@ -146,7 +153,7 @@ def catalogue(
             reason, owner = None, Owner.UNKNOWN
             if backup_id in known_ids:
                 owner = Owner.THIS  # the ledger knows it by id: a copy, or moved by hand
-            elif read_unknown:
+            elif read_unknown and not is_encrypted_name(name):
                 reason, owner = _owner_from_manifest(path, backup_id, state_dir)
             entry = Entry(
                 backup_id, when, path, _size(path), reason, None, None, True, False, owner

@@ -36,9 +36,14 @@ class SafetySnapshot:
 
     @property
     def rollback_command(self) -> str:
+        keys = (
+            " --identity IDENTITY_FILE --recipients-file RECIPIENTS_FILE"
+            if self.manifest.encryption is not None
+            else ""
+        )
         return (
             f"backupkit --state-dir {shlex.quote(self.state_dir)} restore "
-            f"{shlex.quote(os.fspath(self.archive))} --in-place"
+            f"{shlex.quote(os.fspath(self.archive))} --in-place{keys}"
         )
 
     def __enter__(self) -> SafetySnapshot:
@@ -66,12 +71,16 @@ def safety_snapshot(
     output: str | os.PathLike[str] | None = None,
     wait: float = 0.0,
     progress: ProgressCallback | None = None,
+    encrypt_to: tuple[str, ...] | list[str] = (),
+    recipients_file: str | os.PathLike[str] | None = None,
 ) -> SafetySnapshot:
     """Take a verified snapshot of the whole state, or raise `BackupError`.
 
     Raises `IntegrityError` (exit 1) when any database or the archive cannot be proven; the
     unproven archive is not left under a final name, so it cannot be mistaken for a rollback
     point. Other failures raise as `create_backup` does (busy 3, environment 4, bad input 2).
+    Encrypted like any backup: to `encrypt_to`/`recipients_file`, else to the recipients of
+    $BACKUPKIT_RECIPIENTS_FILE.
     """
     result = create_backup(
         state_dir,
@@ -81,6 +90,8 @@ def safety_snapshot(
         wait=wait,
         progress=progress,
         keep_unproven=False,
+        encrypt_to=encrypt_to,
+        recipients_file=recipients_file,
     )
     if not result.ok:
         raise IntegrityError(

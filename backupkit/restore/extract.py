@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ..archive.crypt import Identities
 from ..archive.reader import iter_members
 from ..errors import IntegrityError, from_os_error
 from ..fsutil import write_or_skip_zeros
@@ -67,13 +68,15 @@ def _write_file(src: IO[bytes], place: Placement, name: str) -> None:
         os.close(fd)
 
 
-def extract(archive: Path, placements: dict[str, Placement]) -> list[Path]:
+def extract(
+    archive: Path, placements: dict[str, Placement], identities: Identities | None = None
+) -> list[Path]:
     """Write every placed member; return the paths written, in order (for rollback)."""
     written: list[Path] = []
     links: list[tuple[Placement, int, int]] = []
     seen: set[str] = set()
     try:
-        for member, tar, _stream in iter_members(archive):
+        for member, tar, _stream in iter_members(archive, identities):
             place = placements.get(member.name)
             if place is None:
                 continue

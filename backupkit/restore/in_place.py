@@ -13,6 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
+from ..archive.crypt import Identities, Recipients
 from ..archive.format import SIDECAR_SUFFIXES
 from ..archive.manifest import Manifest
 from ..backup.pipeline import create_backup
@@ -75,14 +76,19 @@ def restore_in_place(
     delete_extra: bool,
     other_state: bool,
     progress: ProgressCallback | None,
+    identities: Identities | None = None,
+    recipients: Recipients | None = None,
 ) -> RestoreReport:
+    """`recipients`: what the safety snapshot is encrypted to (None: plaintext; the caller
+    refuses that for an encrypted archive)."""
     state = layout.state_dir
     if dry_run:
-        return _plan(archive, layout, agents, delete_extra, other_state, progress, True)[0]
+        plan = _plan(archive, layout, agents, delete_extra, other_state, progress, True, identities)
+        return plan[0]
     with state_lock(layout.lock_path):
         recovered = recover(layout)
         report, manifest, members, extras = _plan(
-            archive, layout, agents, delete_extra, other_state, progress, False
+            archive, layout, agents, delete_extra, other_state, progress, False, identities
         )
         report.recovered = recovered
         busy = _live_writers(layout)
@@ -97,6 +103,7 @@ def restore_in_place(
             reason="pre-restore",
             verify=True,
             progress=progress,
+            recipients=recipients,
             _hold_lock=False,
         )
         report.safety_snapshot = snap.archive
@@ -110,7 +117,7 @@ def restore_in_place(
                 "the live state has damaged databases; the safety snapshot keeps them as they are"
             )
         carried = ledger.read_raw(layout.global_db)
-        _swap_in(archive, report, manifest, members, extras, layout, carried, progress)
+        _swap_in(archive, report, manifest, members, extras, layout, carried, progress, identities)
     return report
 
 
@@ -130,9 +137,10 @@ def _plan(
     other_state: bool,
     progress: ProgressCallback | None,
     dry_run: bool,
+    identities: Identities | None,
 ) -> tuple[RestoreReport, Manifest, list[tuple[Member, Path]], list[PlannedItem]]:
     state = layout.state_dir
-    proof = proven_scan(archive, progress)
+    proof = proven_scan(archive, progress, identities=identities)
     manifest = proof.manifest
     if os.path.normpath(manifest.state_dir) != os.path.normpath(state) and not other_state:
         raise InputError(
@@ -211,6 +219,7 @@ def _swap_in(
     layout: StateLayout,
     carried: list[tuple[object, ...]],
     progress: ProgressCallback | None,
+    identities: Identities | None,
 ) -> None:
     state = layout.state_dir
     rid = secrets.token_hex(4)
@@ -271,7 +280,7 @@ def _swap_in(
             ):
                 take_owner(dest, *report.owners[m.archive_path])
         emit(progress, "extract", 0, len(placements))
-        extract(archive, placements)
+        extract(archive, placements, identities)
         finish_databases(
             report,
             manifest,

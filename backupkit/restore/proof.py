@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..archive.crypt import Identities
 from ..errors import IntegrityError
 from ..progress import ProgressCallback, emit
 from ..verify.scan import MemberSink, ScanResult, scan_archive
 
 
 def proven_scan(
-    archive: Path, progress: ProgressCallback | None, sink: MemberSink | None = None
+    archive: Path,
+    progress: ProgressCallback | None,
+    sink: MemberSink | None = None,
+    identities: Identities | None = None,
 ) -> ScanResult:
     """Scan the archive (keeping its members in `sink`, if given); refuse it on any defect.
     Without a sink the databases are not opened here: each one is checked where it is placed,
@@ -20,7 +24,11 @@ def proven_scan(
     result: ScanResult | None
     try:
         result = scan_archive(
-            archive, progress=progress, check_databases=sink is not None, sink=sink
+            archive,
+            progress=progress,
+            check_databases=sink is not None,
+            sink=sink,
+            identities=identities,
         )
     except IntegrityError as err:
         defects, result = [str(err)], None

@@ -17,6 +17,7 @@ import secrets
 import stat
 from pathlib import Path
 
+from ..archive.crypt import Identities
 from ..archive.manifest import Manifest
 from ..errors import InputError
 from ..fsutil import atomic_write, fsync_dir, remove_tree
@@ -44,6 +45,7 @@ def restore_to_target(
     dry_run: bool,
     agents: list[str] | None,
     progress: ProgressCallback | None,
+    identities: Identities | None = None,
 ) -> RestoreReport:
     if target.exists() and not target.is_dir():
         raise InputError(f"restore target {target} is a file: give a missing or empty directory")
@@ -59,7 +61,7 @@ def restore_to_target(
     if dry_run or agents:
         # A plan, or a few agents out of many: prove the archive first, then extract only what
         # was chosen (two reads, but nothing unchosen is ever written).
-        manifest = proven_scan(archive, progress).manifest
+        manifest = proven_scan(archive, progress, identities=identities).manifest
         members = select(manifest, agents)
         report = _report(archive, target, dry_run, members)
         if dry_run:
@@ -74,9 +76,9 @@ def restore_to_target(
         mark = target / INCOMPLETE_MARK
         atomic_write(mark, os.fsencode(archive) + b"\n")
         if manifest is not None:
-            _extract_selected(archive, target, manifest, members, report, progress)
+            _extract_selected(archive, target, manifest, members, report, progress, identities)
         else:
-            report = _restore_whole(archive, target, progress)
+            report = _restore_whole(archive, target, progress, identities)
         os.chmod(target, 0o755)
         mark.unlink()  # the last step: only now is the directory a whole state
         fsync_dir(target)
@@ -110,12 +112,17 @@ def _dir_modes(members: list[Member], target: Path) -> list[tuple[Path, int]]:
     return [(target_destination(m, target), m.mode) for m in members if m.kind == "dir"]
 
 
-def _restore_whole(archive: Path, target: Path, progress: ProgressCallback | None) -> RestoreReport:
+def _restore_whole(
+    archive: Path,
+    target: Path,
+    progress: ProgressCallback | None,
+    identities: Identities | None,
+) -> RestoreReport:
     emit(progress, "extract", 0, 1, os.fspath(archive))
     spool = Spool(target / f".backupkit-restore-{secrets.token_hex(4)}")
     spool.root.mkdir(mode=0o700)
     try:
-        proof = proven_scan(archive, progress, spool)
+        proof = proven_scan(archive, progress, spool, identities)
         manifest, checks = proof.manifest, proof.checks
         spool.finish()
         members = select(manifest, None)
@@ -158,6 +165,7 @@ def _extract_selected(
     members: list[Member],
     report: RestoreReport,
     progress: ProgressCallback | None,
+    identities: Identities | None,
 ) -> None:
     placements = {}
     for m in members:
@@ -169,6 +177,6 @@ def _extract_selected(
         else:
             placements[m.archive_path] = Placement(dest, "dir", m.mode)
     emit(progress, "extract", 0, len(placements))
-    extract(archive, placements)
+    extract(archive, placements, identities)
     finish_databases(report, manifest, members, lambda m: target_destination(m, target), target)
     seal_directories(target, _dir_modes(members, target))

@@ -69,7 +69,12 @@ def layout_for(state_dir: Path) -> StateLayout:
 
 # The environment variables that shape a run besides its options: a scheduled run must carry
 # them, since cron and systemd start it with a clean environment.
-SETTINGS_ENV = ("OPENCLAW_CONFIG_PATH", "OPENCLAW_OAUTH_DIR", "BACKUPKIT_DIR")
+SETTINGS_ENV = (
+    "OPENCLAW_CONFIG_PATH",
+    "OPENCLAW_OAUTH_DIR",
+    "BACKUPKIT_DIR",
+    "BACKUPKIT_RECIPIENTS_FILE",
+)
 
 
 def settings_from_environment() -> dict[str, str]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ..archive.crypt import Identities
 from ..archive.format import MANIFEST_NAME
 from ..archive.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from ..archive.policy import member_defect
@@ -60,24 +61,26 @@ def scan_archive(
     progress: ProgressCallback | None = None,
     check_databases: bool = True,
     sink: MemberSink | None = None,
+    identities: Identities | None = None,
 ) -> ScanResult:
     """The streaming pass. Raises IntegrityError for defects that stop reading; returns the
     manifest, the defects found, the database checks and the number of members checked.
 
     `check_databases=False` skips opening the databases: only for a caller that checks the same
-    bytes (matched by sha256) itself, where it places them.
+    bytes (matched by sha256) itself, where it places them. An encrypted archive is read
+    through `identities`.
     """
     workers = workers or (os.cpu_count() or 1)
     if sink is not None:
-        return _scan(archive, Checker(sink.root, workers, keep=True), progress, sink)
+        return _scan(archive, Checker(sink.root, workers, keep=True), progress, sink, identities)
     if not check_databases:
-        return _scan(archive, None, progress, None)
+        return _scan(archive, None, progress, None, identities)
     # Database copies go to a private, locked directory in the system temp dir; one left by a
     # verify that was killed (SIGKILL skips every cleanup) is removed by the next verify.
     scratch = Path(tempfile.gettempdir())
     remove_stale_staging(scratch, VERIFY_PREFIX)
     with staging_dir(scratch, str(os.getpid()), VERIFY_PREFIX) as tmp:
-        return _scan(archive, Checker(tmp, workers), progress, None)
+        return _scan(archive, Checker(tmp, workers), progress, None, identities)
 
 
 def _scan(
@@ -85,13 +88,14 @@ def _scan(
     checker: Checker | None,
     progress: ProgressCallback | None,
     sink: MemberSink | None,
+    identities: Identities | None,
 ) -> ScanResult:
     defects: list[str] = []
     seen: dict[str, Seen] = {}
     manifest_bytes: bytes | None = None
     try:
         stream = None
-        for member, tar, stream in iter_members(archive):  # noqa: B007 - used after the loop
+        for member, tar, stream in iter_members(archive, identities):  # noqa: B007 - used after
             name = member.name
             bad = member_defect(member)
             if bad:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..archive.crypt import Identities, is_encrypted, resolve_identities
 from ..archive.manifest import Manifest
 from ..errors import IntegrityError
 from ..ops import ledger
@@ -45,6 +46,7 @@ class VerifyReport:
             "defects": self.defects,
             "databases": self.databases,
             "files_checked": self.files_checked,
+            "encrypted": is_encrypted(self.archive),
             "recorded": self.recorded,
             "warnings": self.warnings,
             "seconds": round(self.seconds, 3),
@@ -90,14 +92,17 @@ def verify_archive(
     record: bool = True,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
+    identity: str | os.PathLike[str] | Identities | None = None,
 ) -> VerifyReport:
     """Prove `archive` restorable. Returns a report (`.ok`); raises `InputError` (exit 2) for a
-    missing file or one that is not a backupkit archive. Damage that stops reading is reported
-    as a defect, not raised."""
+    missing file or one that is not a backupkit archive, and for an encrypted archive without
+    an identity that opens it (`identity`, a file, else $BACKUPKIT_IDENTITY_FILE). Damage that
+    stops reading (a tampered ciphertext included) is reported as a defect, not raised."""
     path = Path(os.path.abspath(archive))
     started = time.monotonic()
+    identities = resolve_identities(identity) if is_encrypted(path) else None
     try:
-        result = scan_archive(path, workers=workers, progress=progress)
+        result = scan_archive(path, workers=workers, progress=progress, identities=identities)
     except IntegrityError as err:
         report = VerifyReport(archive=path, ok=False, defects=[str(err)], manifest=None)
     else:

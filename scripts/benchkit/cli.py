@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also measure each backup stage's CPU cost alone, on the first tree",
     )
     parser.add_argument(
+        "--encrypted",
+        action="store_true",
+        help="also time an encrypted backup (--encrypt-to, age) against the plain one",
+    )
+    parser.add_argument(
         "--no-writer",
         action="store_true",
         help="skip timing a gateway writer's commits during a backup of the first tree",
@@ -151,7 +156,9 @@ def _time_trees(
         keep = trees.ledger_ids(tree.global_db)
         print(f"timing {spec.label} ({len(tree.databases)} databases)", flush=True)
         try:
-            result = timing.bench_tree(tree, opts.rounds, with_restore, opts.paths.scratch)
+            result = timing.bench_tree(
+                tree, opts.rounds, with_restore, opts.paths.scratch, opts.args.encrypted
+            )
         finally:
             trees.forget_bench_runs(tree.global_db, keep)
         results.append(result)

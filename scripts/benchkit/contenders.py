@@ -2,7 +2,8 @@
 
 Backups, against the naive pipeline and the compression floor: `naive` (sqlite3 `VACUUM INTO`
 each database, then tar | zstd), `floor` (the same tar | zstd over snapshots prepared once, so
-compression alone), and backupkit with verify off, on (the default) and `--compression fast`.
+compression alone), and backupkit with verify off, on (the default) and `--compression fast`;
+with `--encrypted`, also backupkit with verify on and `--encrypt-to` (age), in the same rounds.
 Verifies, against a naive extract plus integrity check: backupkit verify and, when the command
 exists, backupkit restore `--target`. Both verifiers and the restore read one archive that
 backupkit writes before the rounds (stock tools read it too).
@@ -24,12 +25,27 @@ def floor_snapshots(scratch: Path) -> Path:
     return scratch / "floor-snap"
 
 
-def backup_contenders(tree: Tree, scratch: Path) -> list[Contender]:
+def _recipient(scratch: Path) -> str:
+    """A fresh age identity in scratch (backupkit key new); its recipient."""
+    made = subprocess.run(
+        backupkit_cmd("-q", "key", "new", str(scratch / "age-identity.txt")),
+        capture_output=True,
+        text=True,
+        check=False,
+        env=child_env(),
+        cwd=ROOT,
+    )
+    if made.returncode != 0:
+        raise SystemExit(f"bench: making an age identity failed: {made.stderr.strip()}")
+    return made.stdout.strip()
+
+
+def backup_contenders(tree: Tree, scratch: Path, encrypted: bool = False) -> list[Contender]:
     state = str(tree.state_dir)
     bk_out = scratch / "bk-out"
     naive_snap = scratch / "naive-snap"
     bk_args = ["--state-dir", state, "-q", "backup", "--output", str(bk_out)]
-    return [
+    contenders = [
         Contender(
             "naive",
             "naive backup (sqlite3 VACUUM INTO each, tar | zstd)",
@@ -76,6 +92,18 @@ def backup_contenders(tree: Tree, scratch: Path) -> list[Contender]:
             backupkit=True,
         ),
     ]
+    if encrypted:
+        contenders.append(
+            Contender(
+                "backupkit+age",
+                "backupkit backup --encrypt-to (age; verify on)",
+                "backup",
+                backupkit_cmd(*bk_args, "--encrypt-to", _recipient(scratch)),
+                [bk_out],
+                backupkit=True,
+            )
+        )
+    return contenders
 
 
 def prepare_inputs(tree: Tree, scratch: Path) -> tuple[Path, list[Path]]:

@@ -47,9 +47,11 @@ def _fresh(scratch: Path) -> Path:
     return scratch
 
 
-def bench_tree(tree: Tree, rounds: int, with_restore: bool, scratch_root: Path) -> TreeResult:
+def bench_tree(
+    tree: Tree, rounds: int, with_restore: bool, scratch_root: Path, encrypted: bool = False
+) -> TreeResult:
     scratch = _fresh(scratch_root / tree.spec.key)
-    contenders = backup_contenders(tree, scratch)
+    contenders = backup_contenders(tree, scratch, encrypted)
     archive, prepared = prepare_inputs(tree, scratch)
     contenders += verify_contenders(tree, scratch, archive, with_restore)
     warm_cache(tree.inputs)
