@@ -62,9 +62,10 @@ def _fsync(path: Path, flags: int) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Replace `path` with `data` so that a crash leaves either the old file or the new one."""
-    tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+def _synced_temp(path: Path, data: bytes, mode: int, prefix: str) -> Path:
+    """`data` in a new, synced file beside `path` (same directory, so one rename or link gives
+    it its name), mode `mode` whatever the umask; the temporary is gone again if this fails."""
+    tmp = path.with_name(f"{prefix}{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     # An interrupt between the open above and this try can still leave `tmp` (Python checks
     # for signals between any two steps): callers that write under a lock sweep such leftovers.
@@ -75,6 +76,17 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Replace `path` with `data` so that a crash leaves either the old file or the new one."""
+    tmp = _synced_temp(path, data, mode, "")
+    try:
         os.rename(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -87,15 +99,8 @@ def write_new(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Write a new file that appears whole under its name or not at all, and never replaces
     one: a synced temporary file, published with `publish`. Raises FileExistsError when
     `path` exists."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    tmp = _synced_temp(path, data, mode, ".")
     try:
-        try:
-            os.fchmod(fd, mode)
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         publish(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
