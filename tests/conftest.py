@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import tarfile
@@ -54,15 +55,30 @@ def _is_roomy_tmpfs(path: Path) -> bool:
     return on_tmpfs and usage.free >= MEMORY_TMP_MIN_FREE and os.access(path, os.W_OK | os.X_OK)
 
 
+def _own_dir(path: Path) -> Path | None:
+    """`path` as a directory of this user's (made 0755 if missing: `nobody` must be able to
+    pass through it), or None if something else stands there, such as another user's
+    directory or a symlink planted in the world-writable tmpfs."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o755)
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        return None
+    return path
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    if (
-        config.option.basetemp is None
-        and "TMPDIR" not in os.environ
-        and _is_roomy_tmpfs(MEMORY_TMP)
-    ):
+    if config.option.basetemp is not None or "TMPDIR" in os.environ:
+        return
+    if not _is_roomy_tmpfs(MEMORY_TMP):
+        return
+    # A directory of the suite's own rather than the shared tmpfs itself, whose pytest-of-<user>
+    # other tools on the machine may clean up under a running session.
+    tmp = _own_dir(MEMORY_TMP / f"backupkit-tests-{os.geteuid()}")
+    if tmp is not None:
         # Before pytest picks its temp root: tmp_path, tempfile, the CLI and every child process
         # all follow TMPDIR.
-        os.environ["TMPDIR"] = os.fspath(MEMORY_TMP)
+        os.environ["TMPDIR"] = os.fspath(tmp)
         tempfile.tempdir = None
 
 
