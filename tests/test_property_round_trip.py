@@ -23,7 +23,7 @@ names = st.text(name_chars, min_size=1, max_size=24).filter(
     lambda n: (
         n not in (".", "..")
         and not n.endswith(RESERVED_SUFFIXES)
-        and not n.startswith((".bk-restore-", "backupkit"))
+        and not n.startswith((".bk-restore-", ".backupkit-restore-", "backupkit"))
         and len(n.encode()) < 200
     )
 )

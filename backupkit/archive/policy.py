@@ -24,15 +24,16 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import IntegrityError
-from ..fsutil import STAGING_PREFIX, lexically_within
+from ..fsutil import lexically_within
 from ..state.layout import JOURNAL_NAME, LOCK_NAME, RESTORE_TEMP_PREFIX
 from .format import MANIFEST_NAME, SIDECAR_SUFFIXES
 
 ROOTS = ("state", "external")
-# backupkit's own files: a member named like one could plant a journal (whose recovery renames
-# and unlinks what it names), a lock, or a file that looks like a restore's temporary.
-_OWN_TOP_LEVEL = (f"state/{LOCK_NAME}", f"state/{JOURNAL_NAME}")
-_OWN_PREFIXES = (RESTORE_TEMP_PREFIX, STAGING_PREFIX, ".backupkit-restore-")
+# backupkit's own files, where it makes them: a member named like one could plant a journal
+# (whose recovery renames and unlinks what it names), a lock, a restore's marker or spool at the
+# top of the state, or an in-place restore's temporary anywhere beside a restored file.
+_OWN_TOP_LEVEL = (f"state/{LOCK_NAME}", f"state/{JOURNAL_NAME}", "state/.backupkit-restore-")
+_OWN_PREFIXES = (RESTORE_TEMP_PREFIX,)
 
 
 def name_defect(name: str) -> str | None:
