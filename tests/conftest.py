@@ -29,7 +29,8 @@ import pytest
 import zstandard
 
 from backupkit.cli import main as cli_main
-from fixtures import StateTree, build_state
+from fixtures import StateTree, build_state, wal_writer
+from fixtures import state as fixture_state
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -291,6 +292,58 @@ class ForkedCli:
     def send_signal(self, sig: int) -> None:
         if self.returncode is None:  # not reaped yet, so the pid is still the child's
             os.kill(self.pid, sig)
+
+
+def _commit_wal_rows_in_a_fork(jobs: list[dict[str, Any]]) -> None:
+    # fixtures.wal_writer's job, done by a child forked from this process: it commits every job
+    # and dies through os._exit, so no close or finaliser checkpoints the rows out of the -wal.
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest
+        code = 1
+        try:
+            os.close(read_end)
+            try:
+                said = str(len(wal_writer.commit_and_hold(jobs)))
+                code = 0
+            except BaseException as exc:
+                said = repr(exc)
+            os.write(write_end, said.encode())
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as src:
+        said = src.read().decode(errors="replace")
+    _pid, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or said != str(len(jobs)):
+        raise RuntimeError(f"WAL writer failed: {said or 'no answer'}")
+
+
+def _write_wal_only_in_forks(jobs: list[dict[str, Any]]) -> None:
+    """`fixtures.state._write_wal_only` without an interpreter start per state tree (some 30 ms,
+    and a run builds about a hundred trees): the same jobs in the same chunks, each committed
+    by a child forked from this process instead of a new `python -I wal_writer.py`. With
+    another thread running, forking is not safe, and the fixture's own writer does it."""
+    if threading.active_count() > 1:
+        _SUBPROCESS_WAL_WRITER(jobs)
+        return
+    per_child = fixture_state._fds_per_child()
+    for start in range(0, len(jobs), per_child):
+        _commit_wal_rows_in_a_fork(jobs[start : start + per_child])
+
+
+_SUBPROCESS_WAL_WRITER = fixture_state._write_wal_only
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _wal_rows_from_forks() -> Iterator[None]:
+    # Patched here rather than in fixtures/state.py: scripts/bench keys its cached multi-GB
+    # trees by that file's hash, and the trees it builds would not differ.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fixture_state, "_write_wal_only", _write_wal_only_in_forks)
+        yield
 
 
 NOBODY = 65534
