@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,8 @@ import zstandard
 
 from backupkit import jsonio
 from backupkit.cli import main as cli_main
-from fixtures import StateTree, build_state
+from fixtures import StateTree, build_state, wal_writer
+from fixtures import state as fixture_state
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -228,6 +229,37 @@ def start_cli(*args: str | os.PathLike[str]) -> subprocess.Popen[str]:
     )
 
 
+# Signals that would raise an exception in Python code, and with it let a forked child run on
+# into the rest of the test session (whose end would delete the session's temp dir).
+_RAISING_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def fork_child(body: Callable[[], int]) -> int:
+    """Fork this process; the child runs `body` and leaves with os._exit(its result), never
+    returning into pytest, and the parent gets the child's pid.
+
+    SIGINT and SIGTERM are blocked from before the fork, so the child starts with them blocked
+    and no signal can raise in it outside what `body` unblocks itself (with the dispositions a
+    new process has), whatever a stray kill aimed at "pytest" processes sends it. Forking is
+    safe only while this process runs no other thread: a lock another thread holds would stay
+    held in the child forever."""
+    assert threading.active_count() == 1, threading.enumerate()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _RAISING_SIGNALS)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 70
+            try:
+                code = body()
+            finally:
+                os._exit(code)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    return pid
+
+
 def _forked_main(argv: list[str], env: dict[str, str]) -> int:
     # In the child: what a new `python -m backupkit` has once its imports are done. Output goes
     # nowhere (the trials judge by the files), stdin is at end of file.
@@ -242,10 +274,14 @@ def _forked_main(argv: list[str], env: dict[str, str]) -> int:
     time.tzset()
     logging.getLogger().handlers = []
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _RAISING_SIGNALS)
         return cli_main(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _RAISING_SIGNALS)
 
 
 class ForkedCli:
@@ -255,24 +291,13 @@ class ForkedCli:
     inside backupkit's own work. The subset of Popen that kill trials use: pid, poll(), wait(),
     send_signal(), returncode.
 
-    Forking is safe only while this process runs no other thread (a lock another thread holds
-    would stay held in the child forever), and no connection of this process is open on the
-    databases the child uses; the trials call it between in-process runs, which leave none."""
+    No connection of this process may be open on the databases the child uses (the trials fork
+    between in-process runs, which leave none), and see `fork_child`."""
 
     def __init__(self, *args: str | os.PathLike[str], env: dict[str, str] | None = None) -> None:
         argv = [os.fspath(a) for a in args]
         full_env = cli_env(env)
-        assert threading.active_count() == 1, threading.enumerate()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child never returns into pytest
-            code = 70
-            try:
-                code = _forked_main(argv, full_env)
-            finally:
-                os._exit(code)
-        self.pid = pid
+        self.pid = fork_child(lambda: _forked_main(argv, full_env))
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
@@ -291,6 +316,54 @@ class ForkedCli:
     def send_signal(self, sig: int) -> None:
         if self.returncode is None:  # not reaped yet, so the pid is still the child's
             os.kill(self.pid, sig)
+
+
+def _commit_wal_rows_in_a_fork(jobs: list[dict[str, Any]]) -> None:
+    # fixtures.wal_writer's job, done by a child forked from this process: it commits every job
+    # and dies through os._exit, so no close or finaliser checkpoints the rows out of the -wal.
+    read_end, write_end = os.pipe()
+
+    def commit() -> int:
+        os.close(read_end)
+        try:
+            said, code = str(len(wal_writer.commit_and_hold(jobs))), 0
+        except BaseException as exc:
+            said, code = repr(exc), 1
+        os.write(write_end, said.encode())
+        return code
+
+    pid = fork_child(commit)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as src:
+        said = src.read().decode(errors="replace")
+    _pid, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or said != str(len(jobs)):
+        raise RuntimeError(f"WAL writer failed: {said or 'no answer'}")
+
+
+def _write_wal_only_in_forks(jobs: list[dict[str, Any]]) -> None:
+    """`fixtures.state._write_wal_only` without an interpreter start per state tree (some 30 ms,
+    and a run builds about a hundred trees): the same jobs in the same chunks, each committed
+    by a child forked from this process instead of a new `python -I wal_writer.py`. With
+    another thread running, forking is not safe, and the fixture's own writer does it."""
+    if threading.active_count() > 1:  # see fork_child
+        _SUBPROCESS_WAL_WRITER(jobs)
+        return
+    per_child = fixture_state._fds_per_child()
+    for start in range(0, len(jobs), per_child):
+        _commit_wal_rows_in_a_fork(jobs[start : start + per_child])
+
+
+_SUBPROCESS_WAL_WRITER = fixture_state._write_wal_only
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _wal_rows_from_forks() -> Iterator[None]:
+    # Patched here rather than in fixtures/state.py: scripts/bench keys its cached multi-GB
+    # trees by that file's hash, and the trees it builds would not differ.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fixture_state, "_write_wal_only", _write_wal_only_in_forks)
+        yield
 
 
 NOBODY = 65534
