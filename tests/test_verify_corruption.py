@@ -1,7 +1,7 @@
 """Issue 3's corruption suite: `backupkit verify` never says yes to a damaged or forged archive,
 and names what is wrong.
 
-Exit codes (CONTRACT section 3), as decided here and documented in fixtures/hostile/README.md:
+Exit codes (README, "Exit codes"), as decided here and documented in fixtures/hostile/README.md:
 - 2 ("not a backupkit archive") only when the file is missing or empty, or does not start with
   the zstd magic `28 b5 2f fd`; so a flip or a truncation within those first 4 bytes is exit 2.
 - 1 for every other damage, forgery or unreadable manifest, including a newer format_version.

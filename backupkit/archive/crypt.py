@@ -1,4 +1,4 @@
-"""Encryption at rest: the age format around the whole archive (CONTRACT section 10).
+"""Encryption at rest: the age format around the whole archive (docs/encryption.md).
 
 An encrypted archive is the plain archive (one zstd frame and its seal) encrypted for one or
 more recipients in the age format (age-encryption.org/v1), so stock `age -d -i KEY ARCHIVE |
