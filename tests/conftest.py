@@ -57,14 +57,15 @@ def _is_roomy_tmpfs(path: Path) -> bool:
 
 
 def _own_dir(path: Path) -> Path | None:
-    """`path` as a directory of this user's (made 0755 if missing: `nobody` must be able to
-    pass through it), or None if something else stands there, such as another user's
+    """`path` as a directory of this user's, mode 0755 whatever the umask (`nobody` must be able
+    to pass through it), or None if something else stands there, such as another user's
     directory or a symlink planted in the world-writable tmpfs."""
     with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o755)
+        path.mkdir()
     st = path.lstat()
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
         return None
+    os.chmod(path, 0o755)
     return path
 
 
