@@ -8,6 +8,7 @@ import functools
 import io
 import logging
 import os
+import random
 import re
 import shutil
 import signal
@@ -317,6 +318,12 @@ class ForkedCli:
     def send_signal(self, sig: int) -> None:
         if self.returncode is None:  # not reaped yet, so the pid is still the child's
             os.kill(self.pid, sig)
+
+
+def seeded_spread(rng: random.Random, count: int, span: float) -> list[float]:
+    """`count` seeded kill delays covering [0, span): one at a random point of each of `count`
+    equal slices, so that every part of the span is hit however the seed falls."""
+    return [span * (i + rng.random()) / count for i in range(count)]
 
 
 def _commit_wal_rows_in_a_fork(jobs: list[dict[str, Any]]) -> None:
