@@ -8,6 +8,7 @@ import functools
 import io
 import logging
 import os
+import random
 import re
 import shutil
 import signal
@@ -57,14 +58,15 @@ def _is_roomy_tmpfs(path: Path) -> bool:
 
 
 def _own_dir(path: Path) -> Path | None:
-    """`path` as a directory of this user's (made 0755 if missing: `nobody` must be able to
-    pass through it), or None if something else stands there, such as another user's
+    """`path` as a directory of this user's, mode 0755 whatever the umask (`nobody` must be able
+    to pass through it), or None if something else stands there, such as another user's
     directory or a symlink planted in the world-writable tmpfs."""
     with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o755)
+        path.mkdir()
     st = path.lstat()
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
         return None
+    os.chmod(path, 0o755)
     return path
 
 
@@ -316,6 +318,12 @@ class ForkedCli:
     def send_signal(self, sig: int) -> None:
         if self.returncode is None:  # not reaped yet, so the pid is still the child's
             os.kill(self.pid, sig)
+
+
+def seeded_spread(rng: random.Random, count: int, span: float) -> list[float]:
+    """`count` seeded kill delays covering [0, span): one at a random point of each of `count`
+    equal slices, so that every part of the span is hit however the seed falls."""
+    return [span * (i + rng.random()) / count for i in range(count)]
 
 
 def _commit_wal_rows_in_a_fork(jobs: list[dict[str, Any]]) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from backupkit.verify.scan import VERIFY_PREFIX
 from fixtures import build_state
-from tests.conftest import ForkedCli, all_databases, cli_env, live_rows, run_cli
+from tests.conftest import ForkedCli, all_databases, cli_env, live_rows, run_cli, seeded_spread
 
 
 def _kill_after(args: list[str], delay: float) -> None:
@@ -27,12 +27,6 @@ def _kill_after(args: list[str], delay: float) -> None:
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-
-
-def _spread(rng: random.Random, count: int, span: float) -> list[float]:
-    """`count` seeded delays covering [0, span): one at a random point of each of `count` equal
-    slices, so every part of the run is hit however the seed falls."""
-    return [span * (i + rng.random()) / count for i in range(count)]
 
 
 def _backup_trials(tmp_path: Path, seed: int, count: int) -> dict[str, int]:
@@ -49,7 +43,7 @@ def _backup_trials(tmp_path: Path, seed: int, count: int) -> dict[str, int]:
     seen = {"archives_checked": 0}
     # The timing run's archive is not the trials' doing: only what they leave counts.
     checked = set(os.listdir(out))
-    for delay in _spread(rng, count, full * 1.1):
+    for delay in seeded_spread(rng, count, full * 1.1):
         _kill_after(args, delay)
         for name in sorted(set(os.listdir(out)) - checked):
             if name.endswith(".tar.zst"):  # anything under a final name must verify
@@ -141,8 +135,8 @@ def _verify_trials(tmp_path: Path, seed: int, count: int) -> dict[str, int]:
     window = scratch_seen[-1] - scratch_seen[0]
 
     rng = random.Random(seed)
-    anywhere = _spread(rng, (count + 1) // 2, full)
-    aimed = _spread(rng, count // 2, window * 1.2)
+    anywhere = seeded_spread(rng, (count + 1) // 2, full)
+    aimed = seeded_spread(rng, count // 2, window * 1.2)
     seen = {"killed_with_scratch": 0, "reclaimed": 0}
     for trial in range(count):
         proc = ForkedCli(*args, env=tmp_env)

@@ -13,13 +13,7 @@ import orjson
 import pytest
 
 from fixtures import build_state
-from tests.conftest import ForkedCli, damage_state, fingerprint, run_cli
-
-
-def _spread(rng: random.Random, count: int, span: float) -> list[float]:
-    """`count` seeded delays covering [0, span): one at a random point of each of `count` equal
-    slices, so every part of the span is hit however the seed falls."""
-    return [span * (i + rng.random()) / count for i in range(count)]
+from tests.conftest import ForkedCli, damage_state, fingerprint, run_cli, seeded_spread
 
 
 def _phase(journal: Path) -> str | None:
@@ -80,9 +74,9 @@ def _trials(tmp_path: Path, seed: int, count: int) -> list[str]:
     # one seeded kill in each. The first slice of the whole run lands in the safety snapshot and
     # ends old; a kill once the journal left `staging` ends new (the swap is rolled forward).
     rng = random.Random(seed)
-    anywhere = iter(_spread(rng, len(range(0, count, 2)), full))
-    from_journal = iter(_spread(rng, len(range(1, count, 4)), tail * 1.2))
-    from_swap = iter(_spread(rng, len(range(3, count, 4)), swap_tail * 1.2))
+    anywhere = iter(seeded_spread(rng, len(range(0, count, 2)), full))
+    from_journal = iter(seeded_spread(rng, len(range(1, count, 4)), tail * 1.2))
+    from_swap = iter(seeded_spread(rng, len(range(3, count, 4)), swap_tail * 1.2))
     outcomes = []
     for trial in range(count):
         for live, saved in ((state.root, "state"), (state.external_dir, "external")):
