@@ -20,20 +20,23 @@ from ..ops.schedule import cron_line, systemd_units
 from ..state.layout import existing_layout, settings_from_environment
 from . import render
 from .app import Options, cli, json_out, log
-from .options import archive_dir_option, encrypt_options, json_option
+from .options import (
+    COMPRESSION_CHOICE,
+    COMPRESSION_HELP,
+    PRUNE_HELP,
+    archive_dir_option,
+    encrypt_options,
+    exclude_option,
+    json_option,
+    no_workspaces_option,
+)
 
 
 @cli.command()
 @archive_dir_option
 @click.option("--reason", default="manual", show_default=True, help="Why this backup was taken.")
-@click.option("--no-workspaces", is_flag=True, help="Leave workspace directories out.")
-@click.option(
-    "--exclude",
-    "excludes",
-    multiple=True,
-    metavar="GLOB",
-    help="Leave out paths matching GLOB (relative path or file name); repeatable.",
-)
+@no_workspaces_option
+@exclude_option
 @click.option("--no-verify", is_flag=True, help="Do not verify the archive after writing it.")
 @click.option("--dry-run", is_flag=True, help="Show what would be captured; write nothing.")
 @click.option(
@@ -45,18 +48,12 @@ from .options import archive_dir_option, encrypt_options, json_option
 )
 @click.option(
     "--compression",
-    type=click.Choice(["fast", "default", "small"]),
+    type=COMPRESSION_CHOICE,
     default="default",
     show_default=True,
-    help="zstd level: fast (1), default (3), small (9).",
+    help=COMPRESSION_HELP,
 )
-@click.option(
-    "--prune",
-    "prune_policy",
-    metavar="POLICY",
-    default=None,
-    help="After a successful, verified backup, apply retention, e.g. daily=7,weekly=4.",
-)
+@click.option("--prune", "prune_policy", metavar="POLICY", default=None, help=PRUNE_HELP)
 @encrypt_options
 @json_option
 @click.pass_obj
@@ -167,10 +164,10 @@ def backup(
 )
 @click.option("--output", type=click.Path(path_type=Path), default=None)
 @click.option("--reason", default="scheduled", show_default=True)
-@click.option("--no-workspaces", is_flag=True)
-@click.option("--exclude", "excludes", multiple=True, metavar="GLOB")
-@click.option("--compression", type=click.Choice(["fast", "default", "small"]), default=None)
-@click.option("--prune", "prune_policy", metavar="POLICY", default=None)
+@no_workspaces_option
+@exclude_option
+@click.option("--compression", type=COMPRESSION_CHOICE, default=None, help=COMPRESSION_HELP)
+@click.option("--prune", "prune_policy", metavar="POLICY", default=None, help=PRUNE_HELP)
 @click.option(
     "--wait", type=click.FloatRange(min=0), default=3600, show_default=True, metavar="SECONDS"
 )

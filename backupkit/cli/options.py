@@ -15,6 +15,20 @@ archive_dir_option = click.option(
     help="Archive directory (default: $BACKUPKIT_DIR, else <state dir>-backups).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+# What shapes a backup's contents, for `backup` and for the `schedule` that runs one.
+no_workspaces_option = click.option(
+    "--no-workspaces", is_flag=True, help="Leave workspace directories out."
+)
+exclude_option = click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out paths matching GLOB (relative path or file name); repeatable.",
+)
+COMPRESSION_CHOICE = click.Choice(["fast", "default", "small"])
+COMPRESSION_HELP = "zstd level: fast (1), default (3), small (9)."
+PRUNE_HELP = "After a successful, verified backup, apply retention, e.g. daily=7,weekly=4."
 identity_option = click.option(
     "--identity",
     type=click.Path(path_type=Path, dir_okay=False),
