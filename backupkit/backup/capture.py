@@ -19,7 +19,7 @@ from pathlib import Path
 from ..archive.manifest import CapturedAs, Checkpoint, JournalMode, Role
 from ..errors import from_os_error, from_sqlite_error, is_database_defect
 from ..sqlite.check import NOT_A_DATABASE, check_database, error_text, source_findings
-from ..sqlite.connect import connect_live, has_sqlite_header, journal_kind
+from ..sqlite.connect import connect_live, journal_kind
 from ..state.discover import DatabaseSource
 
 # A TRUNCATE checkpoint holds the gateway's writers back while it waits for readers; give up on it
@@ -109,13 +109,12 @@ def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
     path = source.path
     try:
         st = os.stat(path)
-        is_db = has_sqlite_header(path)
-        kind = journal_kind(path) if is_db else None
+        kind = journal_kind(path)  # None: not a database at all
     except FileNotFoundError:
         raise  # gone since discovery: the caller lists it as vanished
     except OSError as err:
         raise from_os_error(err, "reading a database") from err
-    if not is_db:
+    if kind is None:
         return _raw_capture(source, st, NOT_A_DATABASE)
 
     try:

@@ -39,11 +39,14 @@ def has_sqlite_header(path: Path) -> bool:
     return head == SQLITE_HEADER or head == b""
 
 
-def journal_kind(path: Path) -> Literal["wal", "rollback"]:
-    """ "wal" or "rollback", from the file format versions in the header (bytes 18 and 19 are 2
-    in WAL mode), read without a lock, so a busy writer never makes this wait or fail."""
+def journal_kind(path: Path) -> Literal["wal", "rollback"] | None:
+    """ "wal" or "rollback" for a database, from the file format versions in its header (bytes
+    18 and 19 are 2 in WAL mode), or None for a file that is no database; read without a lock,
+    so a busy writer never makes this wait or fail."""
     with open(path, "rb") as fh:
         head = fh.read(20)
+    if head[: len(SQLITE_HEADER)] != SQLITE_HEADER and head != b"":
+        return None
     return "wal" if head[18:20] == b"\x02\x02" else "rollback"
 
 
