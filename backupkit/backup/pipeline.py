@@ -94,6 +94,7 @@ class BackupResult:
             "backup_id": self.backup_id,
             "archive": os.fspath(self.archive),
             "status": self.status,
+            "created_at": self.manifest.created_at,
             "size_bytes": self.size_bytes,
             "input_bytes": self.input_bytes,
             "databases": [
@@ -107,15 +108,17 @@ class BackupResult:
                 }
                 for d in self.manifest.databases
             ],
-            "files": len(self.manifest.files),
-            "skipped": len(self.manifest.skipped),
+            "file_count": len(self.manifest.files),
+            "skipped_count": len(self.manifest.skipped),
             "encrypted": self.manifest.encryption is not None,
-            "recipients": self.manifest.encryption.recipients if self.manifest.encryption else 0,
+            "recipient_count": (
+                self.manifest.encryption.recipients if self.manifest.encryption else 0
+            ),
             "problems": self.problems,
             "warnings": self.warnings,
             "verified": self.verified,
             "recorded": self.recorded,
-            "seconds": round(self.seconds, 3),
+            "elapsed_seconds": round(self.seconds, 3),
         }
 
 

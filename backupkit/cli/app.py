@@ -47,24 +47,48 @@ def _draw_progress(event: ProgressEvent) -> None:
     sys.stderr.flush()
 
 
-class _Printed:
-    """Whether this run printed its JSON object already: a failure after it adds none."""
+class _Json:
+    """This run's one JSON object: whether it was printed, or the failed report that waits for
+    the error edge to add its exit code and message (docs/json.md, "failure")."""
 
-    json = False
+    printed = False
+    pending: dict[str, Any] | None = None
+
+
+def _write_json(obj: dict[str, Any]) -> None:
+    sys.stdout.buffer.write(jsonio.dumps(obj) + b"\n")
+    sys.stdout.flush()
+    _Json.printed = True
 
 
 def json_out(obj: dict[str, Any]) -> None:
-    sys.stdout.buffer.write(jsonio.dumps(obj) + b"\n")
-    sys.stdout.flush()
-    _Printed.json = True
+    """Print the command's JSON object; one that says `"ok": false` is held until the error that
+    follows it is known, so that it goes out once, with `exit_code` and `error`."""
+    if obj.get("ok") is False:
+        _Json.pending = obj
+    else:
+        _write_json(obj)
 
 
-def json_printed() -> bool:
-    return _Printed.json
+def json_failure(exit_code: int, error: str) -> None:
+    """Print the run's failure object: the held report, if any, with the error added."""
+    if _Json.printed:
+        return
+    rest = {k: v for k, v in (_Json.pending or {}).items() if k != "ok"}
+    _Json.pending = None
+    _write_json({"ok": False, "exit_code": exit_code, "error": error, **rest})
 
 
-def reset_printed() -> None:
-    _Printed.json = False
+def json_flush() -> None:
+    """Print a held report of a command that ended without raising."""
+    if _Json.pending is not None and not _Json.printed:
+        _write_json(_Json.pending)
+    _Json.pending = None
+
+
+def json_reset() -> None:
+    _Json.printed = False
+    _Json.pending = None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -81,7 +81,7 @@ def backup(
             opts.state_dir, output=output, include_workspaces=not no_workspaces, excludes=excludes
         )
         keys = resolve_recipients(encrypt_to, recipients_file)  # refused now, as a run would
-        body = {**plan.to_dict(), "encrypted": keys is not None, "recipients": len(keys or ())}
+        body = {**plan.to_dict(), "encrypted": keys is not None, "recipient_count": len(keys or ())}
         if as_json:
             json_out(body)
         else:

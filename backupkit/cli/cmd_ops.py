@@ -93,7 +93,7 @@ def list_cmd(opts: Options, output: Path | None, as_json: bool) -> None:
         json_out(
             {
                 "ok": True,
-                "output": str(out),
+                "output_dir": str(out),
                 "archives": [e.to_dict() for e in cat.entries],
                 "problems": cat.problems,
             }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -144,8 +145,9 @@ def restore(
 @click.pass_obj
 def show(opts: Options, archive: str, as_json: bool, identity: Path | None) -> None:
     """Print an archive's manifest, readably."""
-    manifest = read_manifest(resolve_archive(archive, opts.state_dir), identity=identity)
+    path = resolve_archive(archive, opts.state_dir)
+    manifest = read_manifest(path, identity=identity)
     if as_json:
-        json_out(manifest.model_dump(mode="json"))
+        json_out({"ok": True, "archive": os.path.abspath(path), **manifest.model_dump(mode="json")})
     else:
         click.echo(render.describe_manifest(manifest))

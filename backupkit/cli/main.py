@@ -18,7 +18,7 @@ from ..errors import (
     from_os_error,
 )
 from . import cmd_backup, cmd_key, cmd_ops, cmd_read  # noqa: F401 - registers the commands
-from .app import cli, json_out, json_printed, reset_printed
+from .app import cli, json_failure, json_flush, json_reset
 
 # Options of the group that people also type after the command (`backup -q`, `list -v`).
 _GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")
@@ -58,8 +58,8 @@ def _fail(message: str, code: int, verbose: bool, as_json: bool) -> int:
         traceback.print_exc(file=sys.stderr)
     sys.stderr.write(f"backupkit: error: {message}\n")
     sys.stderr.flush()
-    if as_json and not json_printed():
-        json_out({"ok": False, "exit_code": code, "error": message})
+    if as_json:
+        json_failure(code, message)
     return code
 
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args
     )
     as_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
-    reset_printed()
+    json_reset()
     for stream in (sys.stdout, sys.stderr):
         # A file name that is not UTF-8 prints as its own bytes, as ls prints it, not a crash.
         if isinstance(stream, io.TextIOWrapper):
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             verbose,
             as_json,
         )
+    json_flush()
     return rv if isinstance(rv, int) else 0
 
 

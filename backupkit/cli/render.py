@@ -86,7 +86,11 @@ def duration(seconds: float | None) -> str:
 
 
 def describe_plan(plan: dict[str, Any]) -> str:
-    lines = [f"dry run: would back up {plan['state_dir']} into {plan['output']}", "", "databases:"]
+    lines = [
+        f"dry run: would back up {plan['state_dir']} into {plan['output_dir']}",
+        "",
+        "databases:",
+    ]
     for d in plan["databases"]:
         agent = f" agent={d['agent_id']}" if d["agent_id"] else ""
         lines.append(
@@ -109,8 +113,8 @@ def describe_plan(plan: dict[str, Any]) -> str:
     for note in plan["notes"]:
         lines.append(f"note: {note}")
     if plan.get("encrypted"):
-        lines.append(f"encrypted (age) to {plan['recipients']} recipient(s)")
-    lines.append(f"total: {plan['total_bytes']} bytes before compression; nothing was written")
+        lines.append(f"encrypted (age) to {plan['recipient_count']} recipient(s)")
+    lines.append(f"total: {plan['input_bytes']} bytes before compression; nothing was written")
     return "\n".join(lines)
 
 

@@ -55,7 +55,7 @@ class StatusReport:
             "last_run_status": self.last_run_status,
             "last_run_id": self.last_run_id,
             "last_good": self.last_good.to_dict() if self.last_good else None,
-            "archives": self.archives,
+            "archive_count": self.archives,
             "archive_bytes": self.archive_bytes,
         }
 

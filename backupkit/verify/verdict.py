@@ -45,11 +45,11 @@ class VerifyReport:
             "backup_id": self.manifest.backup_id if self.manifest else None,
             "defects": self.defects,
             "databases": self.databases,
-            "files_checked": self.files_checked,
+            "member_count": self.files_checked,
             "encrypted": is_encrypted(self.archive),
             "recorded": self.recorded,
             "warnings": self.warnings,
-            "seconds": round(self.seconds, 3),
+            "elapsed_seconds": round(self.seconds, 3),
         }
 
 
