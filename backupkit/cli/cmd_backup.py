@@ -116,14 +116,7 @@ def backup(
         if result.archive.exists():
             click.echo(os.fspath(result.archive))
         if result.ok:
-            verified = "verified" if result.verified else "not verified (--no-verify)"
-            if result.verified and result.manifest.encryption is not None:
-                verified = "ciphertext verified (verify --identity checks the contents)"
-            opts.note(
-                f"backupkit: {len(result.manifest.databases)} databases, "
-                f"{len(result.manifest.files)} files, {result.size_bytes} bytes, {verified}, "
-                f"{result.seconds:.1f}s{render.encryption_note(result.manifest)}"
-            )
+            opts.note(render.backup_summary(result))
     if not result.ok:
         for problem in result.problems[1:]:
             log.info(problem)

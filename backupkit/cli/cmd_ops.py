@@ -99,8 +99,8 @@ def list_cmd(opts: Options, output: Path | None, as_json: bool) -> None:
             }
         )
         return
-    for e in cat.entries:
-        click.echo(render.list_line(e))
+    if cat.entries:
+        click.echo("\n".join(render.list_table(cat.entries)))
     for problem in cat.problems:
         opts.note(f"backupkit: warning: {problem}")
     if not cat.entries:

@@ -6,20 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..archive.manifest import Manifest
+from ..backup.pipeline import BackupResult
 from ..ops.catalog import Entry
 from ..ops.prune import PruneReport
 from ..ops.status import StatusReport
 from ..restore.plan import RestoreReport
 from ..verify.verdict import VerifyReport
-
-
-def size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
+from .units import duration, plural, ratio, size
 
 
 def describe_manifest(m: Manifest) -> str:
@@ -75,14 +68,27 @@ def encryption_note(m: Manifest) -> str:
     return f", encrypted (age) to {n} recipient{'s' if n != 1 else ''}"
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
+def sizes_side_by_side(input_bytes: int, archive_bytes: int, what: str = "read") -> str:
+    """`15.0 MiB read, 4.2 MiB archive (3.6x)`: what went in beside what came out."""
+    return (
+        f"{size(input_bytes)} {what}, {size(archive_bytes)} archive "
+        f"({ratio(input_bytes, archive_bytes)})"
+    )
+
+
+def backup_summary(result: BackupResult) -> str:
+    m = result.manifest
+    if not result.verified:
+        verified = "not verified (--no-verify)"
+    elif m.encryption is not None:
+        verified = "ciphertext verified (verify --identity checks the contents)"
+    else:
+        verified = "verified"
+    return (
+        f"backupkit: {plural(len(m.databases), 'database')}, {plural(len(m.files), 'file')}: "
+        f"{sizes_side_by_side(result.input_bytes, result.size_bytes)}, {verified}, "
+        f"in {duration(result.seconds)}{encryption_note(m)}"
+    )
 
 
 def describe_plan(plan: dict[str, Any]) -> str:
@@ -94,7 +100,7 @@ def describe_plan(plan: dict[str, Any]) -> str:
     for d in plan["databases"]:
         agent = f" agent={d['agent_id']}" if d["agent_id"] else ""
         lines.append(
-            f"  {d['role']:<6}{agent} {d['source_path']} ({d['size_bytes']} bytes) "
+            f"  {d['role']:<6}{agent} {d['source_path']} ({size(d['size_bytes'])}) "
             f"-> {d['archive_path']}  [{d['found_by']}]"
         )
     kinds: dict[str, int] = {}
@@ -103,7 +109,7 @@ def describe_plan(plan: dict[str, Any]) -> str:
     summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     lines.append(f"files: {len(plan['files'])} ({summary})")
     for f in plan["files"]:
-        lines.append(f"  {f['kind']:<12} {f['source_path']} ({f['size_bytes']} bytes)")
+        lines.append(f"  {f['kind']:<12} {f['source_path']} ({size(f['size_bytes'])})")
     for link in plan["links"]:
         where = " (points outside the state dir)" if link["outside_state_dir"] else ""
         lines.append(f"  symlink      {link['source_path']} -> {link['target']}{where}")
@@ -114,20 +120,28 @@ def describe_plan(plan: dict[str, Any]) -> str:
         lines.append(f"note: {note}")
     if plan.get("encrypted"):
         lines.append(f"encrypted (age) to {plan['recipient_count']} recipient(s)")
-    lines.append(f"total: {plan['input_bytes']} bytes before compression; nothing was written")
+    lines.append(
+        f"total: {size(plan['input_bytes'])} to read before compression; nothing was written"
+    )
     return "\n".join(lines)
 
 
 def verify_line(report: VerifyReport) -> str:
-    n_db = len(report.manifest.databases) if report.manifest else 0
+    m = report.manifest
     n = len(report.defects)
-    verdict = "OK" if report.ok else f"FAILED ({n} defect{'s' if n != 1 else ''})"
-    return f"{report.archive}: {verdict}: {n_db} databases, {report.files_checked} members checked"
+    verdict = "OK" if report.ok else f"FAILED ({plural(n, 'defect')})"
+    held = ""
+    if m is not None and report.size_bytes is not None:
+        held = f", {sizes_side_by_side(report.input_bytes, report.size_bytes, 'of content')}"
+    return (
+        f"{report.archive}: {verdict}: {plural(len(m.databases) if m else 0, 'database')}, "
+        f"{plural(report.files_checked, 'member')} checked{held}, in {duration(report.seconds)}"
+    )
 
 
 def restore_items(report: RestoreReport) -> list[str]:
     return [
-        f"{i.action:<8} {i.kind:<9} {i.size_bytes:>12}  {i.path}"
+        f"{i.action:<8} {i.kind:<9} {size(i.size_bytes):>10}  {i.path}"
         + (f"  ({i.why})" if i.why else "")
         for i in report.items
     ]
@@ -137,9 +151,11 @@ def restore_line(report: RestoreReport) -> str:
     c = report.counts()
     verb = "would" if report.dry_run else "did"
     skipped = f", skip {c['skip']}" if c["skip"] else ""
+    written = sum(i.size_bytes for i in report.items if i.action in ("create", "replace"))
     return (
         f"restore {report.mode} {verb}: create {c['create']}, replace {c['replace']}, "
-        f"keep {c['keep']}, remove {c['remove']}{skipped} in {report.state_dir}"
+        f"keep {c['keep']}, remove {c['remove']}{skipped} in {report.state_dir} "
+        f"({size(written)} {'to write' if report.dry_run else 'written'})"
     )
 
 
@@ -157,8 +173,25 @@ def prune_summary(report: PruneReport) -> str:
     return f"backupkit: policy {report.policy}: keep {kept}, {verb} {len(report.removed)}"
 
 
-def list_line(e: Entry) -> str:
-    check = "never verified"
+_LIST_HEADER = ("BACKUP ID", "CREATED (UTC)", "SIZE", "REASON", "STATUS", "LAST CHECK", "NOTES")
+
+
+def list_table(entries: list[Entry]) -> list[str]:
+    """`list` as a table: a header, then one row per archive, columns as wide as their cells."""
+    rows = [_LIST_HEADER, *(_list_row(e) for e in entries)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_LIST_HEADER))]
+    right = {2}  # sizes line up on their units
+    return [
+        "  ".join(
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def _list_row(e: Entry) -> tuple[str, ...]:
+    check = "never"
     if e.last_check is not None:
         word = "verify" if e.last_check.kind == "verify" else "read-back"
         check = f"{word} {'ok' if e.last_check.ok else 'FAILED'} " + e.last_check.at.strftime(
@@ -173,9 +206,14 @@ def list_line(e: Entry) -> str:
         flags.append("another state dir's archive")
     if e.encrypted:
         flags.append("encrypted")
-    sized = f"{e.size_bytes:>12}" if e.size_bytes is not None else " " * 12
-    return f"{e.backup_id}  {sized}  {e.reason or '?':<14} {e.status or '?':<7} {check}" + (
-        f"  [{'; '.join(flags)}]" if flags else ""
+    return (
+        e.backup_id,
+        e.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        size(e.size_bytes) if e.size_bytes is not None else "-",
+        e.reason or "?",
+        e.status or "-",
+        check,
+        "; ".join(flags),
     )
 
 
@@ -186,6 +224,9 @@ def status_line(report: StatusReport) -> str:
     check = "never verified"
     if good.last_check is not None:
         check = f"{good.last_check.kind} {'ok' if good.last_check.ok else 'FAILED'}"
-    head = f"last good backup {good.backup_id}, {duration(report.age_s)} old, {check}"
+    head = (
+        f"last good backup {good.backup_id}, {duration(report.age_s)} old, {check}, "
+        f"{plural(report.archives, 'archive')} on disk ({size(report.archive_bytes)})"
+    )
     verdict = "OK" if report.ok else "FAIL: " + "; ".join(report.problems)
     return f"{verdict}: {head}"

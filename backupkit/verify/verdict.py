@@ -9,6 +9,7 @@ state is a good archive. The result is recorded in the ledger against the archiv
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -37,12 +38,23 @@ class VerifyReport:
     recorded: bool = False
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    size_bytes: int | None = None  # the archive file's, when it could be read
+
+    @property
+    def input_bytes(self) -> int:
+        """What the archive restores to: its databases and files, as the manifest sizes them."""
+        m = self.manifest
+        if m is None:
+            return 0
+        return sum(d.size_bytes for d in m.databases) + sum(f.size_bytes for f in m.files)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "archive": os.fspath(self.archive),
             "backup_id": self.manifest.backup_id if self.manifest else None,
+            "size_bytes": self.size_bytes,
+            "input_bytes": self.input_bytes if self.manifest else None,
             "defects": self.defects,
             "databases": self.databases,
             "member_count": self.files_checked,
@@ -115,6 +127,8 @@ def verify_archive(
             files_checked=result.members,
             warnings=source_warnings(result.manifest),
         )
+    with contextlib.suppress(OSError):
+        report.size_bytes = path.stat().st_size
     if record:
         record_verify(report, state_dir)
     report.seconds = time.monotonic() - started
