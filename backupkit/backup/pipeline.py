@@ -35,7 +35,7 @@ from ..errors import (
 )
 from ..fsutil import ensure_private_dir, fsync_dir, publish, remove_stale_staging, staging_dir
 from ..ops import ledger
-from ..progress import ProgressCallback, emit
+from ..progress import Meter, ProgressCallback, emit
 from ..restore.journal import recover
 from ..state.discover import DatabaseSource, discover
 from ..state.layout import StateLayout, existing_layout, resolve_output_dir
@@ -208,12 +208,12 @@ def create_backup(
             raise
         rows = []
         if verify and result.written is not None:
-            emit(progress, "verify", 0, 1, result.archive.name)
-            defects = read_back_defects(result.archive, result.written)
+            meter = Meter(progress, "read-back", result.size_bytes)
+            defects = read_back_defects(result.archive, result.written, meter)
+            meter.finish()
             result.verified = not defects
             result.archive_problems.extend(f"read-back: {d}" for d in defects)
             rows.append(_read_back_row(result, defects))
-            emit(progress, "verify", 1, 1, result.archive.name)
         if result.problems:
             result.status = "failed"
         if not result.ok and not keep_unproven:
@@ -271,9 +271,12 @@ def _ms(when: datetime) -> int:
 class _Captures:
     """Runs captures in a thread pool, at most `window` snapshots in staging at a time."""
 
-    def __init__(self, databases: list[DatabaseSource], stage: Path, workers: int) -> None:
+    def __init__(
+        self, databases: list[DatabaseSource], stage: Path, workers: int, meter: Meter
+    ) -> None:
         self._pending = deque(enumerate(databases))
         self._stage = stage
+        self._meter = meter
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capture")
         # Freeing a large file's blocks takes the file system a while; do it off the packing path.
         self._reaper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unlink")
@@ -285,7 +288,14 @@ class _Captures:
         if self._pending:
             index, source = self._pending.popleft()
             dest = self._stage / f"db-{index:05d}.sqlite"
-            self._running[self._pool.submit(capture_database, source, dest)] = source
+            self._running[self._pool.submit(self._capture, source, dest)] = source
+
+    def _capture(self, source: DatabaseSource, dest: Path) -> CapturedDatabase:
+        self._meter.begin(source.archive_path)
+        try:
+            return capture_database(source, dest)
+        finally:
+            self._meter.end(source.archive_path, source.size_bytes)
 
     def finished(self) -> Iterator[tuple[DatabaseSource, CapturedDatabase | None]]:
         """Each capture as it completes; None for a database that was gone by its turn."""
@@ -346,19 +356,19 @@ def _run(
         writer = ArchiveWriter(tmp, level=level, recipients=recipients)
         captures: _Captures | None = None
         try:
-            captures = _Captures(inv.databases, stage, workers)
-            tree = pack_tree(writer, inv, progress)
+            capture_meter = Meter(progress, "capture", sum(d.size_bytes for d in inv.databases))
+            pack_meter = Meter(progress, "pack", inv.total_bytes)
+            captures = _Captures(inv.databases, stage, workers, capture_meter)
+            tree = pack_tree(writer, inv, pack_meter)
             warnings.extend(tree.warnings)
             databases: list[DatabaseEntry] = []
-            total = len(inv.databases)
-            done = 0
             for source, captured in captures.finished():
-                done += 1
-                entry = pack_database(writer, captured) if captured is not None else None
+                entry = pack_database(writer, captured, pack_meter) if captured else None
                 if captured is None or entry is None:
+                    if captured is None:
+                        pack_meter.grow(-source.size_bytes)
                     tree.vanished(source.path)
                     warnings.append(tree.warnings[-1])
-                    emit(progress, "capture", done, total, source.archive_path)
                     continue
                 databases.append(entry)
                 captures.release(captured)
@@ -370,7 +380,6 @@ def _run(
                     warnings.extend(
                         f"{captured.source.path}: {finding}" for finding in captured.findings
                     )
-                emit(progress, "capture", done, total, captured.source.archive_path)
             order = {d.archive_path: i for i, d in enumerate(inv.databases)}
             databases.sort(key=lambda d: order[d.archive_path])
             manifest = Manifest(
@@ -395,6 +404,8 @@ def _run(
             )
             writer.add_bytes(MANIFEST_NAME, manifest.to_json_bytes(), mtime=now.timestamp())
             written = writer.finish()
+            capture_meter.finish()
+            pack_meter.finish()
         except BaseException:
             writer.abort()
             raise

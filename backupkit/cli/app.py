@@ -8,8 +8,10 @@ one JSON object on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import click
 
 from .. import jsonio
-from ..progress import ProgressCallback, ProgressEvent
+from ..progress import ProgressCallback
 
 log = logging.getLogger("backupkit")
 
@@ -28,23 +30,26 @@ class Options:
     verbose: int
     quiet: bool
 
-    def progress(self) -> ProgressCallback | None:
+    @contextlib.contextmanager
+    def progress(self) -> Iterator[ProgressCallback | None]:
+        """The progress callback for a library call made inside the block: a live display on a
+        terminal, erased when the block ends (so what follows prints on a clean screen); None
+        when stderr is not a terminal or with -q."""
         if self.quiet or not sys.stderr.isatty():
-            return None
-        return _draw_progress
+            yield None
+            return
+        # Imported here: rich is needed only where something is drawn, not by cron or --json.
+        from rich.console import Console
+
+        from .live import LiveProgress
+
+        live = LiveProgress(Console(file=sys.stderr))
+        with live.display:
+            yield live
 
     def note(self, text: str) -> None:
         if not self.quiet:
             click.echo(text, err=True)
-
-
-def _draw_progress(event: ProgressEvent) -> None:
-    total = f"/{event.total}" if event.total else ""
-    line = f"\r\033[K{event.stage} {event.done}{total} {event.detail}"[:200]
-    sys.stderr.write(line)
-    if event.total and event.done >= event.total:
-        sys.stderr.write("\r\033[K")
-    sys.stderr.flush()
 
 
 class _Json:

@@ -87,19 +87,20 @@ def backup(
         else:
             click.echo(render.describe_plan(body))
         return
-    result = create_backup(
-        opts.state_dir,
-        output=output,
-        reason=reason,
-        verify=not no_verify,
-        include_workspaces=not no_workspaces,
-        excludes=excludes,
-        wait=wait,
-        compression=compression,
-        progress=opts.progress(),
-        encrypt_to=encrypt_to,
-        recipients_file=recipients_file,
-    )
+    with opts.progress() as progress:
+        result = create_backup(
+            opts.state_dir,
+            output=output,
+            reason=reason,
+            verify=not no_verify,
+            include_workspaces=not no_workspaces,
+            excludes=excludes,
+            wait=wait,
+            compression=compression,
+            progress=progress,
+            encrypt_to=encrypt_to,
+            recipients_file=recipients_file,
+        )
     for warning in result.warnings:
         opts.note(f"backupkit: warning: {warning}")
     pruned = None

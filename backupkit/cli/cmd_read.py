@@ -29,13 +29,15 @@ def verify(
     opts: Options, archive: str, as_json: bool, no_record: bool, identity: Path | None
 ) -> None:
     """Prove an archive restorable; exit 1 on any defect."""
-    report = verify_archive(
-        resolve_archive(archive, opts.state_dir),
-        state_dir=opts.state_dir,
-        record=not no_record,
-        progress=opts.progress(),
-        identity=identity,
-    )
+    path = resolve_archive(archive, opts.state_dir)
+    with opts.progress() as progress:
+        report = verify_archive(
+            path,
+            state_dir=opts.state_dir,
+            record=not no_record,
+            progress=progress,
+            identity=identity,
+        )
     if as_json:
         json_out(report.to_dict())
     else:
@@ -105,22 +107,24 @@ def restore(
     as_json: bool,
 ) -> None:
     """Restore an archive into a fresh directory (--target) or over the live state (--in-place)."""
-    report = restore_archive(
-        resolve_archive(archive, opts.state_dir),
-        target=target,
-        in_place=in_place,
-        dry_run=dry_run,
-        agents=list(agents) or None,
-        force=force,
-        state_dir=opts.state_dir,
-        output=output,
-        delete_extra=delete_extra,
-        from_other_state=from_other_state,
-        progress=opts.progress(),
-        identity=identity,
-        encrypt_to=encrypt_to,
-        recipients_file=recipients_file,
-    )
+    path = resolve_archive(archive, opts.state_dir)
+    with opts.progress() as progress:
+        report = restore_archive(
+            path,
+            target=target,
+            in_place=in_place,
+            dry_run=dry_run,
+            agents=list(agents) or None,
+            force=force,
+            state_dir=opts.state_dir,
+            output=output,
+            delete_extra=delete_extra,
+            from_other_state=from_other_state,
+            progress=progress,
+            identity=identity,
+            encrypt_to=encrypt_to,
+            recipients_file=recipients_file,
+        )
     if as_json:
         json_out(report.to_dict())
         return

@@ -230,3 +230,59 @@ def status_line(report: StatusReport) -> str:
     )
     verdict = "OK" if report.ok else "FAIL: " + "; ".join(report.problems)
     return f"{verdict}: {head}"
+
+
+# The progress display (cli/live.py): one line per phase, as wide as the terminal allows.
+_BAR_MAX = 30
+_BAR_MIN = 8
+_DETAIL_MIN = 20
+
+
+def progress_line(
+    stage: str,
+    done: int,
+    total: int | None,
+    unit: str,
+    *,
+    speed: float | None,
+    remaining: float | None,
+    detail: str,
+    width: int,
+) -> str:
+    """`capture   ━━━━━━───── 42% 6.3/15.0 MiB 3.1 MiB/s ETA 3.2s  …/agent.sqlite`, fitted to
+    `width` columns: the detail (cut at its start, keeping the file name) comes before the bar,
+    which only a wide terminal shows."""
+    if unit == "bytes":
+        amount = _bytes_of(done, total)
+        speed_text = f"{size(speed)}/s" if speed else ""
+    else:
+        amount = f"{done}/{total}" if total else str(done)
+        speed_text = ""
+    pct = f"{100 * done / total:.0f}%" if total else ""
+    running = total is not None and done < total
+    eta = f"ETA {duration(remaining)}" if remaining is not None and running else ""
+    numbers = " ".join(p for p in (pct, amount, speed_text, eta) if p)
+    head = f"{stage:<10}"
+    free = width - 1 - len(head) - len(numbers)  # a terminal's last column wraps
+    wanted = min(len(detail), _DETAIL_MIN) + 2 if detail else 0
+    bar_width = min(_BAR_MAX, free - wanted - 1)
+    bar = ""
+    if bar_width >= _BAR_MIN:
+        filled = round(bar_width * done / total) if total else 0
+        bar = "━" * filled + "─" * (bar_width - filled) + " "
+    line = f"{head}{bar}{numbers}"
+    room = width - 1 - len(line) - 2
+    if detail and room >= 4:
+        shown = detail if len(detail) <= room else "…" + detail[-(room - 1) :]
+        line = f"{line}  {shown}"
+    return line[: max(0, width - 1)]
+
+
+def _bytes_of(done: int, total: int | None) -> str:
+    """`6.3/15.0 MiB`, or `512 KiB/15.0 MiB` across units."""
+    if not total:
+        return size(done)
+    a, b = size(done), size(total)
+    if a.split()[-1] == b.split()[-1]:
+        return f"{a.split()[0]}/{b}"
+    return f"{a}/{b}"

@@ -118,7 +118,6 @@ def _restore_whole(
     progress: ProgressCallback | None,
     identities: Identities | None,
 ) -> RestoreReport:
-    emit(progress, "extract", 0, 1, os.fspath(archive))
     spool = Spool(target / f".backupkit-restore-{secrets.token_hex(4)}")
     spool.root.mkdir(mode=0o700)
     try:
@@ -128,7 +127,9 @@ def _restore_whole(
         members = select(manifest, None)
         report = _report(archive, target, False, members)
         links = []
-        for m in sorted(members, key=lambda m: m.archive_path.count("/")):
+        ordered = sorted(members, key=lambda m: m.archive_path.count("/"))
+        for i, m in enumerate(ordered):
+            emit(progress, "restore", i, len(ordered), m.archive_path)
             dest = target_destination(m, target)
             if m.kind in ("database", "file"):
                 place_file(m.archive_path, spool.paths[m.archive_path], dest, m.mode)
@@ -154,7 +155,7 @@ def _restore_whole(
     finally:
         spool.close()
         remove_tree(spool.root)
-    emit(progress, "extract", 1, 1, os.fspath(archive))
+    emit(progress, "restore", len(members), len(members))
     return report
 
 
@@ -176,7 +177,6 @@ def _extract_selected(
             placements[m.archive_path] = Placement(dest, "symlink", target=m.target)
         else:
             placements[m.archive_path] = Placement(dest, "dir", m.mode)
-    emit(progress, "extract", 0, len(placements))
-    extract(archive, placements, identities)
+    extract(archive, placements, identities, progress)
     finish_databases(report, manifest, members, lambda m: target_destination(m, target), target)
     seal_directories(target, _dir_modes(members, target))

@@ -25,7 +25,7 @@ from ..archive.policy import member_defect
 from ..archive.reader import iter_members
 from ..errors import EnvironmentFault, IntegrityError, from_os_error
 from ..fsutil import remove_stale_staging, staging_dir, write_all, write_or_skip_zeros
-from ..progress import ProgressCallback, emit
+from ..progress import Meter, ProgressCallback
 from ..sqlite.check import DatabaseCheck
 from ..sqlite.connect import SQLITE_HEADER
 from .checker import Checker
@@ -93,10 +93,13 @@ def _scan(
     defects: list[str] = []
     seen: dict[str, Seen] = {}
     manifest_bytes: bytes | None = None
+    meter = Meter(progress, "verify", _file_size(archive))
     try:
         stream = None
-        for member, tar, stream in iter_members(archive, identities):  # noqa: B007 - used after
+        members = iter_members(archive, identities, meter.reached if meter.active else None)
+        for member, tar, stream in members:
             name = member.name
+            meter.reached(stream.compressed_read, name)
             bad = member_defect(member)
             if bad:
                 defects.append(bad)
@@ -109,7 +112,6 @@ def _scan(
                     manifest_bytes = _read_manifest_member(tar, member)
                     continue
                 seen[name] = _read_member(tar, member, checker, sink)
-                emit(progress, "verify", len(seen), 0, name)
             elif member.isdir():
                 seen[name] = Seen("dir", mode=member.mode, owner=(member.uid, member.gid))
             else:
@@ -122,6 +124,7 @@ def _scan(
         if manifest.sealed and stream is not None and not stream.sealed:
             defects.append("archive's seal is missing: the file was cut short or altered")
         checks = checker.finish() if checker is not None else {}
+        meter.finish()
     except tarfile.TarError as err:  # raised while reading a member's data in the loop body
         raise IntegrityError(f"archive is damaged: tar says {err}") from err
     finally:
@@ -130,6 +133,13 @@ def _scan(
     defects += compare(manifest, seen, checks, checked=checker is not None)
     owners = {name: seen_.owner for name, seen_ in seen.items()}
     return ScanResult(manifest, defects, checks, len(seen), owners)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # the reader says what is wrong with it
 
 
 # What verify leaves free in the temporary directory's file system (or 1 % of it, if smaller).
