@@ -57,6 +57,10 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
     got["prune --dry-run"] = _run_json(
         *s, "prune", "--output", out, "--keep-last", "1", "--dry-run", "--json"
     )
+    got["schedule"] = _run_json(*s, "schedule", "--systemd", "--json")
+    got["schedule --install --dry-run"] = _run_json(
+        *s, "schedule", "--systemd", "--install", "--unit-dir", root / "u", "--dry-run", "--json"
+    )
     got["status (stale)"] = _run_json(*s, "status", "--max-age", "0s", "--json")
     got["list (missing state)"] = _run_json("--state-dir", root / "nowhere", "list", "--json")
     damaged = root / "damaged.tar.zst"
@@ -169,4 +173,4 @@ def test_durations_are_seconds_named_seconds(outputs: dict[str, dict[str, Any]])
 
 def test_dry_runs_say_dry_run_true(outputs: dict[str, dict[str, Any]]) -> None:
     runs = {c: o.get("dry_run") for c, o in outputs.items() if "--dry-run" in c}
-    assert runs == {c: True for c in runs} and len(runs) == 3
+    assert runs == {c: True for c in runs} and len(runs) == 4

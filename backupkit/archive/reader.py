@@ -246,14 +246,21 @@ def _open_checked(path: Path) -> tuple[BinaryIO, bool]:
         # O_NONBLOCK: opening a FIFO given as ARCHIVE must not wait for a writer.
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise InputError(f"archive {path} does not exist") from None
+        raise InputError(
+            f"archive {path} does not exist: give an archive's path, its backup id or `latest` "
+            "(see backupkit list)"
+        ) from None
     except OSError as err:
         raise from_os_error(err, "opening the archive") from err
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-        raise InputError(f"{path} is {what}, not an archive")
+        if stat.S_ISDIR(mode):
+            raise InputError(
+                f"{path} is a directory, not an archive: name one archive file in it "
+                f"(see backupkit list --output {path})"
+            )
+        raise InputError(f"{path} is not a regular file, so not an archive: name an archive file")
     os.set_blocking(fd, True)
     fh = open(fd, "rb")  # noqa: SIM115 - the caller closes it
     head = fh.read(len(ARMOR_MAGIC))
@@ -263,7 +270,9 @@ def _open_checked(path: Path) -> tuple[BinaryIO, bool]:
     if head[:4] != ZSTD_MAGIC:
         fh.close()
         what = "an empty file" if not head else "not a zstd or age file"
-        raise InputError(f"{path} is not a backupkit archive ({what})")
+        raise InputError(
+            f"{path} is not a backupkit archive ({what}): name an archive file (see backupkit list)"
+        )
     return fh, False
 
 

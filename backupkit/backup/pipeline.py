@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from ..archive.writer import COMPRESSION_LEVELS, ArchiveWriter, Finished
 from ..errors import (
     EXIT_ENVIRONMENT,
     BackupError,
+    EnvironmentFault,
     InputError,
     IntegrityError,
     from_os_error,
@@ -326,6 +328,32 @@ def _unlink_quietly(path: Path) -> None:
         path.unlink()
 
 
+_OUTPUT_FIX = "choose another --output (or $BACKUPKIT_DIR), or let this user write there"
+
+
+def _ready_output(out: Path) -> None:
+    """The output directory exists and this user can write into it, or the run stops before
+    it starts, saying which of the two is the problem and what to do."""
+    try:
+        ensure_private_dir(out)
+    except OSError as err:
+        raise from_os_error(err, f"creating the output directory {out}", _OUTPUT_FIX) from err
+    if os.access(out, os.W_OK | os.X_OK):
+        return
+    if os.statvfs(out).f_flag & os.ST_RDONLY:
+        why = "is on a read-only file system"
+    else:
+        why = f"is not writable by this user ({_user_name()})"
+    raise EnvironmentFault(f"output directory {out} {why}: {_OUTPUT_FIX}")
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
 def _run(
     layout: StateLayout,
     final: Path,
@@ -344,10 +372,7 @@ def _run(
     inv = discover(layout, include_workspaces=include_workspaces, excludes=excludes)
     emit(progress, "discover", 1, 1, f"{len(inv.databases)} databases, {len(inv.files)} files")
     out = final.parent
-    try:
-        ensure_private_dir(out)
-    except OSError as err:
-        raise from_os_error(err, "creating the output directory") from err
+    _ready_output(out)
     remove_stale_staging(out)
     problems: list[str] = []
     warnings = list(inv.notes)

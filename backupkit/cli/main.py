@@ -15,6 +15,7 @@ from ..errors import (
     EXIT_USAGE,
     BackupError,
     EnvironmentFault,
+    OptionError,
     from_os_error,
 )
 from . import cmd_backup, cmd_key, cmd_ops, cmd_read  # noqa: F401 - registers the commands
@@ -53,6 +54,21 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return moved + head + tail if moved else args
 
 
+def command_path(args: list[str]) -> str:
+    """`backupkit backup`, `backupkit key new`: the command the arguments run, for a help hint."""
+    words = ["backupkit"]
+    group: click.Group = cli
+    for a in args:
+        sub = group.commands.get(a)
+        if sub is None:
+            continue
+        words.append(a)
+        if not isinstance(sub, click.Group):
+            break
+        group = sub
+    return " ".join(words)
+
+
 def _fail(message: str, code: int, verbose: bool, as_json: bool) -> int:
     if verbose:
         traceback.print_exc(file=sys.stderr)
@@ -84,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.UsageError as exc:
-        hint = " (see backupkit --help)"
+        where = exc.ctx.command_path if exc.ctx is not None else "backupkit"
+        hint = f" (see {where} --help)"
         return _fail(exc.format_message().splitlines()[0] + hint, EXIT_USAGE, False, as_json)
     except click.ClickException as exc:
         return _fail(exc.format_message(), EXIT_USAGE, False, as_json)
@@ -96,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             verbose,
             as_json,
         )
+    except OptionError as exc:
+        hint = f" (see {command_path(args)} --help)"
+        return _fail(str(exc) + hint, exc.exit_code, verbose, as_json)
     except BackupError as exc:
         return _fail(str(exc), exc.exit_code, verbose, as_json)
     except OSError as exc:

@@ -9,6 +9,7 @@ from ..archive.manifest import Manifest
 from ..backup.pipeline import BackupResult
 from ..ops.catalog import Entry
 from ..ops.prune import PruneReport
+from ..ops.schedule_install import ScheduleReport
 from ..ops.status import StatusReport
 from ..restore.plan import RestoreReport
 from ..verify.verdict import VerifyReport
@@ -286,3 +287,26 @@ def _bytes_of(done: int, total: int | None) -> str:
     if a.split()[-1] == b.split()[-1]:
         return f"{a.split()[0]}/{b}"
     return f"{a}/{b}"
+
+
+def schedule_report(report: ScheduleReport) -> str:
+    """What `schedule --install/--uninstall` did (or, dry, would do), then what to run next."""
+    would = report.dry_run
+    lines: list[str] = []
+    for path, text in report.files:
+        if would:
+            lines.append(f"would write {path}:")
+            lines += [f"  {line}" for line in text.rstrip("\n").splitlines()]
+        else:
+            lines.append(f"wrote {path}")
+    for path in report.removed:
+        lines.append(f"{'would remove' if would else 'removed'} {path}")
+    if report.kind == "cron":
+        verb = "would be" if would else "is now"
+        lines.append(f"your crontab {verb}:")
+        lines += [f"  {line}" for line in (report.crontab or "").rstrip("\n").splitlines()]
+    if report.kind == "systemd" and not report.files and not report.removed:
+        lines.append("nothing of backupkit's to remove")
+    if report.next_steps:
+        lines.append("then run: " + " && ".join(report.next_steps))
+    return "\n".join(lines)

@@ -48,7 +48,9 @@ def restore_to_target(
     identities: Identities | None = None,
 ) -> RestoreReport:
     if target.exists() and not target.is_dir():
-        raise InputError(f"restore target {target} is a file: give a missing or empty directory")
+        raise InputError(
+            f"restore target {target} is a file, not a directory: give a missing or empty directory"
+        )
     if (target / INCOMPLETE_MARK).exists():
         raise InputError(
             f"restore target {target} holds a restore that never finished: remove it and "
