@@ -20,6 +20,7 @@ import click
 
 from .. import jsonio
 from ..progress import ProgressCallback
+from . import examples
 
 log = logging.getLogger("backupkit")
 
@@ -96,7 +97,9 @@ def json_reset() -> None:
     _Json.pending = None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]}, epilog=examples.epilog("backupkit")
+)
 @click.option(
     "--state-dir",
     type=click.Path(path_type=Path),

@@ -34,7 +34,7 @@ from ..ops.schedule_install import (
     uninstall_units,
 )
 from ..state.layout import existing_layout, settings_from_environment
-from . import render
+from . import examples, render
 from .app import Options, cli, json_out, log
 from .options import (
     COMPRESSION_CHOICE,
@@ -48,7 +48,7 @@ from .options import (
 )
 
 
-@cli.command()
+@cli.command(epilog=examples.epilog("backup"))
 @archive_dir_option
 @click.option("--reason", default="manual", show_default=True, help="Why this backup was taken.")
 @no_workspaces_option
@@ -149,7 +149,7 @@ def backup(
         )
 
 
-@cli.command(name="schedule")
+@cli.command(name="schedule", epilog=examples.epilog("schedule"))
 @click.option("--systemd", is_flag=True, help="A service + timer pair (and an alert template).")
 @click.option("--cron", is_flag=True, help="A crontab entry.")
 @click.option("--install", is_flag=True, help="Write the units, or add the entry to your crontab.")

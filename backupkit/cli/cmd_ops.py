@@ -16,7 +16,7 @@ from ..ops.prune import prune
 from ..ops.retention import Policy
 from ..ops.status import DEFAULT_MAX_AGE, backup_status
 from ..state.layout import existing_layout, resolve_output_dir
-from . import render
+from . import examples, render
 from .app import Options, cli, json_out
 from .options import archive_dir_option, json_option
 
@@ -33,7 +33,7 @@ def _policy(last: int, hourly: int, daily: int, weekly: int, monthly: int, yearl
     return Policy({k: v for k, v in counts.items() if v})
 
 
-@cli.command(name="prune")
+@cli.command(name="prune", epilog=examples.epilog("prune"))
 @archive_dir_option
 @click.option("--keep-last", type=click.IntRange(min=0), default=0, metavar="N")
 @click.option("--keep-hourly", type=click.IntRange(min=0), default=0, metavar="N")
@@ -80,7 +80,7 @@ def prune_cmd(
     opts.note(render.prune_summary(report))
 
 
-@cli.command(name="list")
+@cli.command(name="list", epilog=examples.epilog("list"))
 @archive_dir_option
 @json_option
 @click.pass_obj
@@ -107,7 +107,7 @@ def list_cmd(opts: Options, output: Path | None, as_json: bool) -> None:
         opts.note(f"backupkit: no archives in {out}")
 
 
-@cli.command(name="status")
+@cli.command(name="status", epilog=examples.epilog("status"))
 @click.option(
     "--max-age",
     default=DEFAULT_MAX_AGE,

@@ -14,12 +14,12 @@ from ..errors import (
 from ..ops.refs import resolve_archive
 from ..restore.run import restore_archive
 from ..verify.verdict import verify_archive
-from . import render
+from . import examples, render
 from .app import Options, cli, json_out
 from .options import encrypt_options, identity_option, json_option
 
 
-@cli.command()
+@cli.command(epilog=examples.epilog("verify"))
 @click.argument("archive", metavar="ARCHIVE")
 @json_option
 @click.option("--no-record", is_flag=True, help="Do not record the result in backup_runs.")
@@ -50,7 +50,7 @@ def verify(
         raise IntegrityError(f"archive {report.archive} failed verification: {report.defects[0]}")
 
 
-@cli.command()
+@cli.command(epilog=examples.epilog("restore"))
 @click.argument("archive", metavar="ARCHIVE")
 @click.option(
     "--target",
@@ -142,7 +142,7 @@ def restore(
     click.echo(render.restore_line(report))
 
 
-@cli.command()
+@cli.command(epilog=examples.epilog("show"))
 @click.argument("archive", metavar="ARCHIVE")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as one JSON object.")
 @identity_option
