@@ -27,6 +27,8 @@ from .conftest import cli_env, run_cli
 COLUMNS, ROWS = 60, 24
 PHASES = ("discover", "capture", "pack", "read-back", "verify", "restore", "record")
 BAR = re.compile("[━─]")
+# A phase line: its name, then its bar or its percentage.
+PROGRESS_ROW = re.compile(rf"^(?:{'|'.join(PHASES)}) +(?:[━─]|\d+%)")
 
 
 @dataclass
@@ -115,7 +117,7 @@ def test_no_progress_row_is_wider_than_the_terminal(backup_on_a_terminal: Termin
     drawn = [r.rstrip() for f in backup_on_a_terminal.frames for r in f if r.strip()]
     strays = [r for r in drawn if not r.startswith(PHASES) and (BAR.search(r) or "%" in r)]
     assert strays == []
-    assert [r for r in drawn if r.startswith(PHASES) and len(r) >= COLUMNS] == []
+    assert [r for r in drawn if PROGRESS_ROW.match(r) and len(r) >= COLUMNS] == []
 
 
 def test_the_final_screen_holds_the_verdict_and_no_progress(
@@ -125,7 +127,7 @@ def test_the_final_screen_holds_the_verdict_and_no_progress(
     text = "".join(final)
     assert re.search(r"openclaw-backup-\S+\.tar\.zst", text)
     assert "verified" in text
-    assert [r for r in final if r.startswith(PHASES) or BAR.search(r) or "%" in r] == []
+    assert [r for r in final if PROGRESS_ROW.match(r) or BAR.search(r) or "%" in r] == []
     assert backup_on_a_terminal.raw.endswith(b"\r\n"), "the cursor ends on a new line"
 
 
@@ -138,7 +140,7 @@ def test_verify_draws_its_bytes_then_prints_its_verdict_on_a_clean_screen(
     assert shown.code == 0, shown.raw
     assert any(_has_bytes_and_percent(r) for r in shown.phase_rows("verify"))
     verdict = [r for r in shown.final if "OK:" in r or "members checked" in r]
-    assert verdict and [r for r in shown.final if r.startswith("verify") or BAR.search(r)] == []
+    assert verdict and [r for r in shown.final if PROGRESS_ROW.match(r) or BAR.search(r)] == []
 
 
 def test_quiet_draws_nothing_on_a_terminal(sized: StateTree, tmp_path: Path) -> None:
@@ -184,3 +186,16 @@ def test_a_narrow_line_keeps_the_file_name_and_drops_the_bar() -> None:
     )
     assert len(line) < COLUMNS and not BAR.search(line)
     assert "42% 6.3/15.0 MiB" in line and line.endswith(".sqlite") and "…" in line
+
+
+def test_a_restore_draws_its_verify_and_restore_phases_then_only_its_result(
+    sized: StateTree, tmp_path: Path
+) -> None:
+    proc = run_cli("--state-dir", sized.root, "backup", "--output", tmp_path / "out")
+    archive = proc.stdout.strip()
+    shown = in_terminal("restore", archive, "--target", tmp_path / "drill", "--agent", "main")
+    assert shown.code == 0, shown.raw
+    for phase in ("verify", "restore"):
+        assert any(_has_bytes_and_percent(r) for r in shown.phase_rows(phase)), phase
+    assert "restore target did" in "".join(shown.final)
+    assert [r for r in shown.final if PROGRESS_ROW.match(r) or BAR.search(r)] == []

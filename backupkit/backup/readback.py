@@ -29,10 +29,11 @@ from ..progress import Meter
 def read_back_defects(archive: Path, written: Finished, meter: Meter | None = None) -> list[str]:
     """What differs between the published file and what was written; [] when they agree.
     `meter` hears how far into the archive file the read has come."""
+    on_read = meter.reached if meter is not None and meter.active else None
     if written.cipher is not None:
-        return ciphertext_defects(archive, written.cipher)
+        return ciphertext_defects(archive, written.cipher, on_read)
     try:
-        decoded, digest, sealed = read_back(archive, meter.reached if meter else None)
+        decoded, digest, sealed = read_back(archive, on_read)
     except BackupError as err:
         return [str(err)]
     except OSError as err:

@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "backupkit"
         hint = f" (see {where} --help)"
-        return _fail(exc.format_message().splitlines()[0] + hint, EXIT_USAGE, False, as_json)
+        said = exc.format_message().splitlines()[0].rstrip(".")
+        return _fail(said + hint, EXIT_USAGE, False, as_json)
     except click.ClickException as exc:
         return _fail(exc.format_message(), EXIT_USAGE, False, as_json)
     except (click.Abort, KeyboardInterrupt):
