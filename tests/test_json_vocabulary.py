@@ -13,7 +13,7 @@ import pytest
 
 from fixtures import build_state
 
-from .conftest import json_out, run_cli
+from .conftest import REPO, json_out, run_cli
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 LEDGER_STATUSES = {"ok", "failed", "pruned", None}
@@ -174,3 +174,9 @@ def test_durations_are_seconds_named_seconds(outputs: dict[str, dict[str, Any]])
 def test_dry_runs_say_dry_run_true(outputs: dict[str, dict[str, Any]]) -> None:
     runs = {c: o.get("dry_run") for c, o in outputs.items() if "--dry-run" in c}
     assert runs == {c: True for c in runs} and len(runs) == 4
+
+
+def test_every_top_level_key_is_named_in_docs_json_md(outputs: dict[str, dict[str, Any]]) -> None:
+    documented = set(re.findall(r"`([a-z_]+)`", (REPO / "docs" / "json.md").read_text()))
+    missing = {(c, k) for c, o in outputs.items() if c != "show" for k in o if k not in documented}
+    assert missing == set()
