@@ -18,6 +18,7 @@ from typing import IO
 
 from ..archive.crypt import Identities
 from ..archive.reader import iter_members
+from ..archive.source import ArchiveRef
 from ..errors import IntegrityError, from_os_error
 from ..fsutil import write_or_skip_zeros
 from .place import place_dir, place_link, take_owner
@@ -69,7 +70,7 @@ def _write_file(src: IO[bytes], place: Placement, name: str) -> None:
 
 
 def extract(
-    archive: Path, placements: dict[str, Placement], identities: Identities | None = None
+    archive: ArchiveRef, placements: dict[str, Placement], identities: Identities | None = None
 ) -> list[Path]:
     """Write every placed member; return the paths written, in order (for rollback)."""
     written: list[Path] = []

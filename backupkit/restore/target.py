@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..archive.crypt import Identities
 from ..archive.manifest import Manifest
+from ..archive.source import ArchiveRef
 from ..errors import InputError
 from ..fsutil import atomic_write, fsync_dir, remove_tree
 from ..progress import ProgressCallback, emit
@@ -39,7 +40,7 @@ from .spool import Spool
 
 
 def restore_to_target(
-    archive: Path,
+    archive: ArchiveRef,
     target: Path,
     *,
     dry_run: bool,
@@ -74,7 +75,7 @@ def restore_to_target(
         target.mkdir(parents=True, exist_ok=True)
         os.chmod(target, 0o700)
         mark = target / INCOMPLETE_MARK
-        atomic_write(mark, os.fsencode(archive) + b"\n")
+        atomic_write(mark, os.fsencode(str(archive)) + b"\n")
         if manifest is not None:
             _extract_selected(archive, target, manifest, members, report, progress, identities)
         else:
@@ -94,7 +95,9 @@ def restore_to_target(
     return report
 
 
-def _report(archive: Path, target: Path, dry_run: bool, members: list[Member]) -> RestoreReport:
+def _report(
+    archive: ArchiveRef, target: Path, dry_run: bool, members: list[Member]
+) -> RestoreReport:
     items = [
         PlannedItem(
             "create",
@@ -113,12 +116,12 @@ def _dir_modes(members: list[Member], target: Path) -> list[tuple[Path, int]]:
 
 
 def _restore_whole(
-    archive: Path,
+    archive: ArchiveRef,
     target: Path,
     progress: ProgressCallback | None,
     identities: Identities | None,
 ) -> RestoreReport:
-    emit(progress, "extract", 0, 1, os.fspath(archive))
+    emit(progress, "extract", 0, 1, str(archive))
     spool = Spool(target / f".backupkit-restore-{secrets.token_hex(4)}")
     spool.root.mkdir(mode=0o700)
     try:
@@ -154,12 +157,12 @@ def _restore_whole(
     finally:
         spool.close()
         remove_tree(spool.root)
-    emit(progress, "extract", 1, 1, os.fspath(archive))
+    emit(progress, "extract", 1, 1, str(archive))
     return report
 
 
 def _extract_selected(
-    archive: Path,
+    archive: ArchiveRef,
     target: Path,
     manifest: Manifest,
     members: list[Member],

@@ -23,6 +23,7 @@ from ..archive.format import MANIFEST_NAME
 from ..archive.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from ..archive.policy import member_defect
 from ..archive.reader import iter_members
+from ..archive.source import ArchiveRef
 from ..errors import EnvironmentFault, IntegrityError, from_os_error
 from ..fsutil import remove_stale_staging, staging_dir, write_all, write_or_skip_zeros
 from ..progress import ProgressCallback, emit
@@ -55,7 +56,7 @@ class ScanResult:
 
 
 def scan_archive(
-    archive: Path,
+    archive: ArchiveRef,
     *,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
@@ -84,7 +85,7 @@ def scan_archive(
 
 
 def _scan(
-    archive: Path,
+    archive: ArchiveRef,
     checker: Checker | None,
     progress: ProgressCallback | None,
     sink: MemberSink | None,
