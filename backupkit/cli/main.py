@@ -17,7 +17,7 @@ from ..errors import (
     EnvironmentFault,
     from_os_error,
 )
-from . import cmd_backup, cmd_key, cmd_ops, cmd_read  # noqa: F401 - registers the commands
+from . import cmd_backup, cmd_key, cmd_ops, cmd_read, cmd_remote  # noqa: F401 - registers them
 from .app import cli, json_out, json_printed, reset_printed
 
 # Options of the group that people also type after the command (`backup -q`, `list -v`).

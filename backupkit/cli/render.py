@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..archive.manifest import Manifest
+from ..offsite.catalog import RemoteEntry
+from ..offsite.status import RemoteStatus
+from ..offsite.upload import RemoteCopy
 from ..ops.catalog import Entry
 from ..ops.prune import PruneReport
 from ..ops.status import StatusReport
@@ -185,3 +188,39 @@ def status_line(report: StatusReport) -> str:
     head = f"last good backup {good.backup_id}, {duration(report.age_s)} old, {check}"
     verdict = "OK" if report.ok else "FAIL: " + "; ".join(report.problems)
     return f"{verdict}: {head}"
+
+
+# --- remote copies (offsite/) ------------------------------------------------------------
+
+
+def remote_copy_line(copy: RemoteCopy) -> str:
+    how = "checksums kept by the server" if copy.proof == "sha256-parts" else "read back whole"
+    lock = f", locked until {copy.locked_until:%Y-%m-%d %H:%M}Z" if copy.locked_until else ""
+    there = " (already there)" if copy.already_there else ""
+    return (
+        f"backupkit: remote copy {copy.url}{there}: {size(copy.size_bytes)}, proven ({how}){lock}"
+    )
+
+
+def remote_tag(e: RemoteEntry | None) -> str:
+    """What `list` says about a backup's remote copy."""
+    if e is None:
+        return "remote: -"
+    state = "proven" if e.proven else (e.state or "not proven").removeprefix("remote-")
+    return f"remote: {state} {size(e.size_bytes)}"
+
+
+def remote_only_line(e: RemoteEntry) -> str:
+    owner = "" if str(e.owner) == "this" else "  [not this state dir's]"
+    return f"{e.backup_id}  {'(remote only)':>12}  {e.reason or '?':<14} {remote_tag(e)}{owner}"
+
+
+def remote_status_line(report: RemoteStatus) -> str:
+    good = report.newest
+    verdict = "OK" if report.ok else "FAIL: " + "; ".join(report.problems)
+    if good is None:
+        return f"{verdict}: remote {report.remote}"
+    return (
+        f"{verdict}: newest proven remote copy {good.backup_id}, {duration(report.age_s)} old, "
+        f"{report.copies} copies ({size(report.bytes)}) in {report.remote}"
+    )

@@ -97,10 +97,19 @@ class RemoteCopy:
         }
 
 
-@dataclass
-class _Digests:
-    full: Any = field(default_factory=hashlib.sha256)
-    parts: dict[int, bytes] = field(default_factory=dict)
+@dataclass(frozen=True)
+class Expected:
+    """What the first `length` bytes of the file must hash to (sha256)."""
+
+    length: int
+    sha256: bytes
+
+    def check(self, digest: bytes, url: str) -> None:
+        if digest != self.sha256:
+            raise IntegrityError(
+                "the archive on disk is not the one written (its sha256 differs): not "
+                f"completing the upload of {url}; run verify on it"
+            )
 
 
 class _Progress:
@@ -153,16 +162,17 @@ def upload_file(
     remote: Remote,
     *,
     backup_id: str | None = None,
-    expected_sha256: str | None = None,
+    expect: Expected | None = None,
     retention_days: int | None = None,
     progress: ProgressCallback | None = None,
     client: S3Client | None = None,
     on_started: Callable[[RemoteObject], None] | None = None,
 ) -> RemoteCopy:
-    """Upload `path` to `remote` as `PREFIX/<file name>` and prove it. `expected_sha256` (hex),
-    when the caller knows what the file must hash to, is checked against the bytes sent before
-    the upload is completed. `on_started` is called with the object before its first byte
-    leaves, so that a run cut short can be cleaned up by the next."""
+    """Upload `path` to `remote` as `PREFIX/<file name>` and prove it. `expect`, what the
+    file's first bytes must hash to (the seal of a plain archive, the sha256 of the ciphertext
+    written), is checked against the bytes sent before the upload is completed, so a file
+    damaged on disk is never made into a remote copy. `on_started` is called with the object
+    before its first byte leaves, so that a run cut short can be cleaned up by the next."""
     client = client or make_client()
     obj = remote.object(path.name)
     try:
@@ -176,11 +186,11 @@ def upload_file(
         size = os.fstat(fd).st_size
         head = _head(client, obj)
         if head is not None:
-            copy = _already_there(client, obj, head, fd, size, expected_sha256, retention_days)
+            copy = _already_there(client, obj, head, fd, size, retention_days)
         else:
             if on_started is not None:
                 on_started(obj)
-            job = _Job(client, obj, fd, size, backup_id, expected_sha256, retention_days, progress)
+            job = _Job(client, obj, fd, size, backup_id, expect, retention_days, progress)
             copy = _upload_retrying(job)
         copy.seconds = time.monotonic() - started
         return copy
@@ -197,7 +207,7 @@ class _Job:
     fd: int
     size: int
     backup_id: str | None
-    expected_sha256: str | None
+    expect: Expected | None
     retention_days: int | None
     progress: ProgressCallback | None
 
@@ -224,7 +234,6 @@ def _already_there(
     head: dict[str, Any],
     fd: int,
     size: int,
-    expected_sha256: str | None,
     retention_days: int | None,
 ) -> RemoteCopy:
     """An object is already under the key: fine if it is this file, proven; refused if not."""
@@ -240,7 +249,7 @@ def _already_there(
         elif not server:
             sha, _ = _local_digests(fd, size, part_size(size))
             same = _read_back_sha256(client, obj, size) == sha
-    if not same or (expected_sha256 is not None and sha != expected_sha256):
+    if not same:
         raise InputError(
             f"{obj.url} already exists and is not a copy of this archive: backupkit never "
             "overwrites a remote object"
@@ -293,11 +302,6 @@ def _upload_once(job: _Job) -> RemoteCopy:
         raise translate(err, "starting the upload of", obj.url) from err
     try:
         sha, parts = _send_parts(job, upload_id, psize)
-        if job.expected_sha256 is not None and sha != job.expected_sha256:
-            raise IntegrityError(
-                f"the archive read for upload is not the one written (sha256 {sha}, expected "
-                f"{job.expected_sha256}): not completing the upload of {obj.url}"
-            )
         composite = composite_sha256(digest for _n, _etag, digest in parts)
         _complete(client, obj, upload_id, parts, composite)
     except BaseException:
@@ -312,6 +316,8 @@ def _send_parts(job: _Job, upload_id: str, psize: int) -> tuple[str, list[tuple[
     (number, ETag, sha256) of each part, in order."""
     client, obj, fd, size, progress = job.client, job.obj, job.fd, job.size, job.progress
     full = hashlib.sha256()
+    expected = job.expect
+    checked = expected is None
     sent: dict[int, tuple[str, bytes]] = {}
     shown = _Progress(progress, size, obj.name)
     emit(progress, "upload", 0, size, obj.name)
@@ -344,10 +350,20 @@ def _send_parts(job: _Job, upload_id: str, psize: int) -> tuple[str, list[tuple[
                     for future in done:
                         future.result()
                 data = _pread(fd, min(psize, size - offset), offset)
-                full.update(data)
+                if expected is not None and offset <= expected.length <= offset + len(data):
+                    # The digest of the file's first `length` bytes, on the way to the whole.
+                    cut = expected.length - offset
+                    full.update(data[:cut])
+                    expected.check(full.copy().digest(), obj.url)
+                    checked = True
+                    full.update(data[cut:])
+                else:
+                    full.update(data)
                 pending.add(pool.submit(send, number, data))
             for future in pending:
                 future.result()
+            if not checked:
+                raise IntegrityError("the archive is shorter than it was written: not uploaded")
         except BaseException:
             for future in pending:
                 future.cancel()
