@@ -53,3 +53,29 @@ ensure_venv() {
   rm -f "$log"
   echo "$want" >"$stamp"
 }
+
+# The tests' S3-protocol server: ministack in a virtual environment of its own (it pins its own
+# botocore, which must not meet ours). Installed once per version, quietly.
+S3_SERVER_VERSION="ministack==1.5.33"
+S3_VENV="${BACKUPKIT_S3_VENV:-$ROOT/.venv-s3}"
+
+ensure_s3_server() {
+  local py="${PYTHON:-python3}"
+  local stamp="$S3_VENV/.backupkit-installed"
+  if [ -x "$S3_VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$S3_SERVER_VERSION" ]; then
+    export BACKUPKIT_TEST_S3_PYTHON="$S3_VENV/bin/python"
+    return 0
+  fi
+  [ -x "$S3_VENV/bin/python" ] || "$py" -m venv "$S3_VENV"
+  echo "installing the tests' S3 server ($S3_SERVER_VERSION) into $S3_VENV ..." >&2
+  local log
+  log="$(mktemp)"
+  if ! "$S3_VENV/bin/python" -m pip install -q --disable-pip-version-check "$S3_SERVER_VERSION" >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
+  echo "$S3_SERVER_VERSION" >"$stamp"
+  export BACKUPKIT_TEST_S3_PYTHON="$S3_VENV/bin/python"
+}

@@ -32,6 +32,7 @@ from backupkit import jsonio
 from backupkit.cli import main as cli_main
 from fixtures import StateTree, build_state, wal_writer
 from fixtures import state as fixture_state
+from fixtures.s3server import S3Server, server_python
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -85,7 +86,8 @@ def pytest_configure(config: pytest.Config) -> None:
         tempfile.tempdir = None
 
 
-LEAKY_PREFIXES = ("OPENCLAW_", "BACKUPKIT_")
+# AWS_: no test may reach a real bucket through the settings of the machine it runs on.
+LEAKY_PREFIXES = ("OPENCLAW_", "BACKUPKIT_", "AWS_")
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -670,3 +672,81 @@ def peak_rss_mb(*args: str | os.PathLike[str]) -> tuple[int, float]:
         time.sleep(0.005)
     assert peak_kb > 0, "the process ended before its memory could be read"
     return proc.returncode, peak_kb / 1024
+
+
+# --- a real S3-protocol server on 127.0.0.1 (fixtures/s3server.py) --------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    python = server_python()
+    if python is None:
+        pytest.fail("no S3 test server installed: run scripts/test, which installs it")
+    server = S3Server(python, tmp_path_factory.mktemp("s3-server"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def s3_client(env: dict[str, str]) -> Any:
+    """A boto3 client with exactly the settings the CLI is given (for arranging and checking
+    what is in the bucket)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        config=Config(
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"max_attempts": 2},
+        ),
+    )
+
+
+@dataclass
+class Bucket:
+    name: str
+    env: dict[str, str]
+    client: Any
+
+    def url(self, prefix: str = "backups") -> str:
+        return f"s3://{self.name}/{prefix}" if prefix else f"s3://{self.name}"
+
+    def keys(self, prefix: str = "") -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.name, Prefix=prefix
+        )
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def unfinished_uploads(self) -> list[str]:
+        reply = self.client.list_multipart_uploads(Bucket=self.name)
+        return sorted(u["Key"] for u in reply.get("Uploads", []))
+
+
+_bucket_count = iter(range(1, 1_000_000))
+
+
+def make_bucket(
+    server: S3Server, *, object_lock: bool = False, endpoint: str | None = None
+) -> Bucket:
+    env = server.env(endpoint)
+    client = s3_client(server.env())
+    name = f"bk-test-{os.getpid()}-{next(_bucket_count)}"
+    if object_lock:
+        client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+    else:
+        client.create_bucket(Bucket=name)
+    return Bucket(name, env, client)
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server) -> Bucket:
+    return make_bucket(s3_server)

@@ -41,7 +41,7 @@ def test_a_missing_archive_says_how_to_name_one(tmp_path: Path) -> None:
     proc = run_cli("verify", tmp_path / "openclaw-backup-nope.tar.zst")
     assert proc.returncode == 2
     line = _error(proc)
-    assert "does not exist" in line and "see backupkit list" in line
+    assert "does not exist" in line and "see `backupkit list`" in line
 
 
 def test_a_directory_given_as_an_archive_says_to_name_a_file_in_it(tmp_path: Path) -> None:
@@ -49,7 +49,7 @@ def test_a_directory_given_as_an_archive_says_to_name_a_file_in_it(tmp_path: Pat
     assert proc.returncode == 2
     line = _error(proc)
     assert "is a directory, not an archive" in line
-    assert f"backupkit list --output {tmp_path}" in line
+    assert f"see `backupkit list --output {tmp_path}`" in line
 
 
 def test_restoring_into_a_file_says_it_is_not_a_directory(small: StateTree, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from fixtures import build_state
 
-from .conftest import REPO, json_out, run_cli
+from .conftest import REPO, S3Server, json_out, make_bucket, run_cli
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 LEDGER_STATUSES = {"ok", "failed", "pruned", None}
@@ -31,7 +31,9 @@ def _run_json(*args: str | Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+def outputs(
+    tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server
+) -> dict[str, dict[str, Any]]:
     """One JSON object of each command (and of each failure kind), from one small state."""
     root = tmp_path_factory.mktemp("vocabulary")
     state = build_state(root / "openclaw", agents=2, bytes_per_agent=8192, with_socket=False)
@@ -60,6 +62,16 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
     got["schedule"] = _run_json(*s, "schedule", "--systemd", "--json")
     got["schedule --install --dry-run"] = _run_json(
         *s, "schedule", "--systemd", "--install", "--unit-dir", root / "u", "--dry-run", "--json"
+    )
+    bucket = make_bucket(s3_server, object_lock=True)
+    got["backup --to"] = json_out(
+        run_cli(
+            *s, "backup", "--output", out, "--to", bucket.url(), "--retention-days", "1", "--json",
+            env=bucket.env,
+        )
+    )  # fmt: skip
+    got["push"] = json_out(
+        run_cli(*s, "push", archive, "--to", bucket.url("again"), "--json", env=bucket.env)
     )
     got["status (stale)"] = _run_json(*s, "status", "--max-age", "0s", "--json")
     got["list (missing state)"] = _run_json("--state-dir", root / "nowhere", "list", "--json")
@@ -177,6 +189,6 @@ def test_dry_runs_say_dry_run_true(outputs: dict[str, dict[str, Any]]) -> None:
 
 
 def test_every_top_level_key_is_named_in_docs_json_md(outputs: dict[str, dict[str, Any]]) -> None:
-    documented = set(re.findall(r"`([a-z_]+)`", (REPO / "docs" / "json.md").read_text()))
+    documented = set(re.findall(r"`([a-z0-9_]+)`", (REPO / "docs" / "json.md").read_text()))
     missing = {(c, k) for c, o in outputs.items() if c != "show" for k in o if k not in documented}
     assert missing == set()

@@ -33,12 +33,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pyrage
 from pyrage import ssh, x25519
 
-from ..errors import EnvironmentFault, InputError, IntegrityError, from_os_error
+from ..errors import BackupError, EnvironmentFault, InputError, IntegrityError, from_os_error
 from ..fsutil import write_all, write_new
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -249,15 +249,6 @@ def is_age_header(head: bytes) -> bool:
     return head.startswith(AGE_MAGIC) or head.startswith(ARMOR_MAGIC)
 
 
-def is_encrypted(path: str | os.PathLike[str]) -> bool:
-    """Is the file at `path` age-encrypted (judged by its first bytes)? False if unreadable."""
-    try:
-        with open(path, "rb") as fh:
-            return is_age_header(fh.read(len(ARMOR_MAGIC)))
-    except OSError:
-        return False
-
-
 def needs_identity(path: os.PathLike[str] | str) -> InputError:
     return InputError(
         f"archive {os.fspath(path)} is encrypted: pass --identity FILE (or set "
@@ -392,7 +383,7 @@ class DecryptingSource:
     a damaged or tampered chunk raises IntegrityError where it is met, a key that fits no
     recipient raises InputError at the first read. `close()` stops the thread."""
 
-    def __init__(self, fh: BinaryIO, identities: Identities, name: str) -> None:
+    def __init__(self, fh: Any, identities: Identities, name: str) -> None:
         self._name = name
         self._identities = identities
         self._error: BaseException | None = None
@@ -419,6 +410,11 @@ class DecryptingSource:
         err = self._error
         if err is None or self._stopping:
             return
+        # A source that failed on its own (a remote stream whose connection broke) says why;
+        # age would only see a cut-short ciphertext.
+        failure = getattr(self._fh, "failure", None)
+        if isinstance(failure, BackupError):
+            raise failure
         text = str(err)
         if isinstance(err, pyrage.DecryptError) and "no matching keys" in text.lower():
             raise InputError(
@@ -466,7 +462,7 @@ def _is_io_failure(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno is not None
 
 
-def open_decrypted(fh: BinaryIO, identities: Identities | None, name: str) -> DecryptingSource:
+def open_decrypted(fh: Any, identities: Identities | None, name: str) -> DecryptingSource:
     """The plaintext of the age file open as `fh` (the caller keeps `fh` open while reading)."""
     if identities is None:
         raise needs_identity(name)

@@ -15,13 +15,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import stat
 import tarfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
 
 import zstandard
 
@@ -31,13 +29,13 @@ from .crypt import (
     DecryptingSource,
     Identities,
     is_age_header,
-    is_encrypted,
     open_decrypted,
     resolve_identities,
 )
 from .format import MANIFEST_NAME, SEAL_HEADER, SEAL_MAGIC, SEAL_SIZE, ZSTD_MAGIC, is_seal_prefix
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from .policy import member_defect
+from .source import ArchiveRef, ArchiveSource, LocalSource, Readable, as_ref, open_source
 from .zstdblocks import BlockCutter
 
 READ_CHUNK = 1 << 20
@@ -115,7 +113,7 @@ class ZstdFrameReader:
 
     def __init__(
         self,
-        fh: BinaryIO | _SealSplitter,
+        fh: Readable | _SealSplitter,
         *,
         limit: int | None = None,
         hashed: bool = True,
@@ -230,80 +228,72 @@ class ZstdFrameReader:
             self._tail.clear()
 
 
-def open_archive_file(path: Path) -> BinaryIO:
-    """Open a plain archive for reading; exit 2 when it is missing or plainly not one of ours."""
-    fh, encrypted = _open_checked(path)
-    if encrypted:
-        fh.close()
-        raise InputError(f"{path} is an encrypted archive: it cannot be read without a key")
-    return fh
-
-
-def _open_checked(path: Path) -> tuple[BinaryIO, bool]:
-    """Open an archive, plain or encrypted; exit 2 when it is missing or plainly not one of
-    ours. Returns the file and whether it is age-encrypted."""
+def open_archive_file(path: Path) -> LocalSource:
+    """Open a plain local archive for reading; exit 2 when it is missing or plainly not one of
+    ours."""
+    src = LocalSource(path)
     try:
-        # O_NONBLOCK: opening a FIFO given as ARCHIVE must not wait for a writer.
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise InputError(
-            f"archive {path} does not exist: give an archive's path, its backup id or `latest` "
-            "(see backupkit list)"
-        ) from None
-    except OSError as err:
-        raise from_os_error(err, "opening the archive") from err
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        if stat.S_ISDIR(mode):
-            raise InputError(
-                f"{path} is a directory, not an archive: name one archive file in it "
-                f"(see backupkit list --output {path})"
-            )
-        raise InputError(f"{path} is not a regular file, so not an archive: name an archive file")
-    os.set_blocking(fd, True)
-    fh = open(fd, "rb")  # noqa: SIM115 - the caller closes it
-    head = fh.read(len(ARMOR_MAGIC))
-    fh.seek(0)
+        if is_encrypted_source(src):
+            raise InputError(f"{path} is an encrypted archive: it cannot be read without a key")
+    except BaseException:
+        src.close()
+        raise
+    return src
+
+
+def is_encrypted_source(src: ArchiveSource) -> bool:
+    """Plain (zstd) or encrypted (age)? Exit 2 for anything else."""
+    head = src.read_at(0, len(ARMOR_MAGIC))
     if is_age_header(head):
-        return fh, True
+        return True
     if head[:4] != ZSTD_MAGIC:
-        fh.close()
         what = "an empty file" if not head else "not a zstd or age file"
         raise InputError(
-            f"{path} is not a backupkit archive ({what}): name an archive file (see backupkit list)"
+            f"{src.label} is not a backupkit archive ({what}): name an archive file "
+            "(see `backupkit list`)"
         )
-    return fh, False
+    return False
+
+
+def is_encrypted_archive(archive: ArchiveRef) -> bool:
+    """Is `archive` (a path or a remote object) age-encrypted? Exit 2 when it is missing or
+    plainly not an archive."""
+    src = open_source(archive)
+    try:
+        return is_encrypted_source(src)
+    finally:
+        src.close()
 
 
 @contextlib.contextmanager
 def _frame_source(
-    path: Path, identities: Identities | None
-) -> Iterator[tuple[BinaryIO | _SealSplitter, int | None, Callable[[], bytes | None]]]:
+    archive: ArchiveRef, identities: Identities | None
+) -> Iterator[tuple[Readable | _SealSplitter, int | None, Callable[[], bytes | None]]]:
     """The compressed bytes of an archive (decrypted, for an encrypted one), the length of
     its frame when known up front, and how to get its sealed sha256 (for an encrypted archive,
     once the stream has been read to its end)."""
-    fh, encrypted = _open_checked(path)
+    src = open_source(archive)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(fh)
-        if not encrypted:
-            frame_size, sealed = read_seal(fh)
-            yield fh, frame_size, lambda: sealed
+        stack.callback(src.close)
+        if not is_encrypted_source(src):
+            frame_size, sealed = read_seal(src)
+            yield src.stream(frame_size), frame_size, lambda: sealed
             return
-        plain = _SealSplitter(stack.enter_context(open_decrypted(fh, identities, os.fspath(path))))
+        decrypted = open_decrypted(src.stream(None), identities, src.label)
+        plain = _SealSplitter(stack.enter_context(decrypted))
         if plain.peek(4) != ZSTD_MAGIC:
-            raise InputError(f"{path} is not a backupkit archive (its age plaintext is not zstd)")
+            raise InputError(
+                f"{src.label} is not a backupkit archive (its age plaintext is not zstd)"
+            )
         yield plain, None, lambda: plain.seal
 
 
-def read_seal(fh: BinaryIO) -> tuple[int | None, bytes | None]:
+def read_seal(src: ArchiveSource) -> tuple[int | None, bytes | None]:
     """(length of the frame part, the sealed sha256), or (None, None) for an unsealed archive."""
-    size = os.fstat(fh.fileno()).st_size
+    size = src.size()
     if size < SEAL_SIZE + 4:
         return None, None
-    fh.seek(size - SEAL_SIZE)
-    tail = fh.read(SEAL_SIZE)
-    fh.seek(0)
+    tail = src.read_at(size - SEAL_SIZE, SEAL_SIZE)
     if tail[:4] != SEAL_MAGIC:
         return None, None
     if tail[: len(SEAL_HEADER)] != SEAL_HEADER:
@@ -317,15 +307,19 @@ def read_back(
     """Decode the archive's whole frame without parsing what is inside: zstd checks its content
     checksum at the frame's end. Returns (decoded bytes, sha256 of the compressed bytes before
     the seal, the sealed sha256 or None). `on_read` hears the compressed bytes read so far."""
-    fh = open_archive_file(path)
-    with fh:
-        frame_size, sealed = read_seal(fh)
+    src = open_archive_file(path)
+    try:
+        frame_size, sealed = read_seal(src)
         # Hash the compressed bytes on another core while this one decodes them.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal") as pool:
-            digest = pool.submit(_sha256_prefix, fh.fileno(), frame_size)
-            stream = ZstdFrameReader(fh, limit=frame_size, hashed=False, on_read=on_read)
+            digest = pool.submit(_sha256_prefix, src.fileno(), frame_size)
+            stream = ZstdFrameReader(
+                src.stream(frame_size), limit=frame_size, hashed=False, on_read=on_read
+            )
             stream.drain()
             return stream.position, digest.result(), sealed
+    finally:
+        src.close()
 
 
 def _sha256_prefix(fd: int, size: int | None) -> bytes:
@@ -347,14 +341,14 @@ def _sha256_prefix(fd: int, size: int | None) -> bytes:
 
 
 def iter_members(
-    path: Path,
+    archive: ArchiveRef,
     identities: Identities | None = None,
     on_read: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile, ZstdFrameReader]]:
     """Yield each tar member in order; after the last, the frame's end and the seal are checked.
     An encrypted archive needs `identities` (InputError, exit 2, without them). `on_read` hears
     the compressed bytes read so far (of the decrypted stream, for an encrypted archive)."""
-    with _frame_source(path, identities) as (fh, frame_size, sealed_of):
+    with _frame_source(archive, identities) as (fh, frame_size, sealed_of):
         stream = ZstdFrameReader(fh, limit=frame_size, on_read=on_read)
         members = 0
         try:
@@ -371,7 +365,7 @@ def iter_members(
                 tar_end = tar.offset
         except tarfile.ReadError as err:
             if members == 0:
-                _no_tar_inside(path, stream, sealed_of, err)
+                _no_tar_inside(archive, stream, sealed_of, err)
             raise IntegrityError(f"archive is damaged: tar says {err}") from err
         except tarfile.TarError as err:
             raise IntegrityError(f"archive is damaged: tar says {err}") from err
@@ -384,7 +378,7 @@ def iter_members(
 
 
 def _no_tar_inside(
-    path: Path,
+    archive: ArchiveRef,
     stream: ZstdFrameReader,
     sealed_of: Callable[[], bytes | None],
     err: tarfile.ReadError,
@@ -396,19 +390,22 @@ def _no_tar_inside(
     sealed = sealed_of()
     if sealed is not None and stream.digest.digest() != sealed:
         raise IntegrityError("archive bytes differ from the seal written at backup time") from err
-    raise InputError(f"{path} is not a backupkit archive (its zstd stream holds no tar)") from err
+    raise InputError(
+        f"{archive} is not a backupkit archive (its zstd stream holds no tar)"
+    ) from err
 
 
 def read_manifest(
-    archive: str | os.PathLike[str],
+    archive: str | os.PathLike[str] | ArchiveRef,
     *,
     identity: str | os.PathLike[str] | Identities | None = None,
 ) -> Manifest:
     """Stream the archive up to its manifest (the last member) and parse it. Every member name
     passes the member policy on the way; nothing else about the members is proven (verify
     does that). An encrypted archive needs `identity` (a file, else $BACKUPKIT_IDENTITY_FILE)."""
-    identities = resolve_identities(identity) if is_encrypted(archive) else None
-    for member, tar, _stream in iter_members(Path(archive), identities):
+    ref = as_ref(archive)
+    identities = resolve_identities(identity) if is_encrypted_archive(ref) else None
+    for member, tar, _stream in iter_members(ref, identities):
         bad = member_defect(member)
         if bad:
             raise IntegrityError(bad)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..archive.crypt import Recipients, resolve_recipients
-from ..archive.format import MANIFEST_NAME, archive_name, new_backup_id
+from ..archive.format import MANIFEST_NAME, SEAL_SIZE, archive_name, new_backup_id
 from ..archive.manifest import (
     DatabaseEntry,
     Encryption,
@@ -36,6 +36,9 @@ from ..errors import (
     from_os_error,
 )
 from ..fsutil import ensure_private_dir, fsync_dir, publish, remove_stale_staging, staging_dir
+from ..offsite.push import upload_recorded
+from ..offsite.upload import Expected, RemoteCopy
+from ..offsite.url import Remote, remote_from
 from ..ops import ledger
 from ..progress import Meter, ProgressCallback, emit
 from ..restore.journal import recover
@@ -72,6 +75,8 @@ class BackupResult:
     recorded: bool = False
     seconds: float = 0.0
     written: Finished | None = None
+    remote: RemoteCopy | None = None  # the proven offsite copy, with `to`
+    remote_error: BackupError | None = None  # why there is none, with `to`
 
     @property
     def ok(self) -> bool:
@@ -120,8 +125,17 @@ class BackupResult:
             "warnings": self.warnings,
             "verified": self.verified,
             "recorded": self.recorded,
+            "remote": self._remote_dict(),
             "elapsed_seconds": round(self.seconds, 3),
         }
+
+    def _remote_dict(self) -> dict[str, Any] | None:
+        if self.remote is not None:
+            return {"ok": True, **self.remote.to_dict()}
+        if self.remote_error is not None:
+            err = self.remote_error
+            return {"ok": False, "error": str(err), "exit_code": err.exit_code}
+        return None
 
 
 def create_backup(
@@ -140,6 +154,8 @@ def create_backup(
     encrypt_to: tuple[str, ...] | list[str] = (),
     recipients_file: str | os.PathLike[str] | None = None,
     recipients: Recipients | None = None,
+    to: str | None = None,
+    retention_days: int | None = None,
     _hold_lock: bool = True,
 ) -> BackupResult:
     """Back up a state dir into one archive. Returns the result; raises `BackupError` when no
@@ -154,6 +170,11 @@ def create_backup(
     With `encrypt_to` (public keys), `recipients_file` or `$BACKUPKIT_RECIPIENTS_FILE`, the
     archive is `.tar.zst.age`, age-encrypted to those recipients (docs/encryption.md); only
     public keys are needed, and the read-back then proves the ciphertext on disk.
+
+    With `to` (an `s3://BUCKET/PREFIX` URL, else $BACKUPKIT_REMOTE) a proven archive is then
+    uploaded and its remote copy proven (docs/offsite.md), still under the lock; the result's
+    `remote` is the copy, or `remote_error` says why there is none. `retention_days` locks the
+    copy (S3 Object Lock).
     """
     if compression not in COMPRESSION_LEVELS:
         raise InputError(
@@ -164,6 +185,9 @@ def create_backup(
     if keep_unproven is None:
         keep_unproven = reason != "pre-migration"
     keys = resolve_recipients(encrypt_to, recipients_file, recipients)
+    remote = remote_from(to)  # a bad URL is refused before anything is written
+    if retention_days is not None and remote is None:
+        raise InputError("--retention-days locks a remote copy: give --to s3://BUCKET/PREFIX")
     layout = existing_layout(state_dir)
     out = resolve_output_dir(output, layout.state_dir)
     started = time.monotonic()
@@ -237,8 +261,46 @@ def create_backup(
         if recovered:
             result.warnings.insert(0, recovered)
         emit(progress, "record", 1, 1)
+        if remote is not None:
+            _upload(result, layout, remote, retention_days, progress)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _upload(
+    result: BackupResult,
+    layout: StateLayout,
+    remote: Remote,
+    retention_days: int | None,
+    progress: ProgressCallback | None,
+) -> None:
+    """The offsite copy of a proven archive, proven against the bytes that were written."""
+    written = result.written
+    if not result.ok or written is None or not result.archive.exists():
+        result.remote_error = IntegrityError(f"not uploaded to {remote}: the backup is not proven")
+        return
+    if written.cipher is not None:
+        expect = Expected(written.cipher.size_bytes, written.cipher.sha256)
+    else:
+        expect = Expected(written.size_bytes - SEAL_SIZE, written.seal)
+    try:
+        pushed = upload_recorded(
+            layout,
+            result.archive,
+            remote,
+            expect=expect,
+            retention_days=retention_days,
+            progress=progress,
+        )
+    except BackupError as err:
+        result.remote_error = err
+        return
+    result.remote = pushed.copy
+    result.warnings.extend(pushed.warnings)
+    if pushed.cleaned:
+        result.warnings.append(
+            f"aborted {len(pushed.cleaned)} unfinished upload(s) an earlier run left in {remote}"
+        )
 
 
 def _json_manifest(manifest: Manifest) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from ..errors import (
     IntegrityError,
     OptionError,
 )
+from ..offsite.prune import prune_remote
 from ..ops.prune import prune
 from ..ops.retention import Policy
 from ..ops.schedule import (
@@ -45,6 +46,7 @@ from .options import (
     exclude_option,
     json_option,
     no_workspaces_option,
+    remote_options,
 )
 
 
@@ -71,6 +73,7 @@ from .options import (
 )
 @click.option("--prune", "prune_policy", metavar="POLICY", default=None, help=PRUNE_HELP)
 @encrypt_options
+@remote_options
 @json_option
 @click.pass_obj
 def backup(
@@ -86,6 +89,8 @@ def backup(
     prune_policy: str | None,
     encrypt_to: tuple[str, ...],
     recipients_file: Path | None,
+    to: str | None,
+    retention_days: int | None,
     as_json: bool,
 ) -> None:
     """Write one archive of the whole state and print its path."""
@@ -116,24 +121,40 @@ def backup(
             progress=progress,
             encrypt_to=encrypt_to,
             recipients_file=recipients_file,
+            to=to,
+            retention_days=retention_days,
         )
     for warning in result.warnings:
         opts.note(f"backupkit: warning: {warning}")
     pruned = None
+    remote_pruned = None
     if policy is not None and result.ok and result.verified:
         pruned = prune(opts.state_dir, policy=policy, output=result.archive.parent)
         for item in pruned.removed:
             opts.note(f"backupkit: pruned {item.archive}")
+        if result.remote is not None:
+            # Only once the new copy is proven: a failed upload never thins the remote.
+            remote_pruned = prune_remote(opts.state_dir, to, policy=policy)
+            for item in remote_pruned.removed:
+                opts.note(f"backupkit: pruned {item.archive}")
+            for item in remote_pruned.locked:
+                opts.note(f"backupkit: kept {item.archive}: {item.why[-1]}")
     if as_json:
         body = result.to_dict()
         if pruned is not None:
             body["pruned"] = [i.archive for i in pruned.removed]
+        if remote_pruned is not None:
+            body["pruned_remote"] = [i.archive for i in remote_pruned.removed]
         json_out(body)
     else:
         if result.archive.exists():
             click.echo(os.fspath(result.archive))
         if result.ok:
             opts.note(render.backup_summary(result))
+        if result.remote is not None:
+            opts.note(render.remote_copy_line(result.remote))
+    if result.ok and result.remote_error is not None:
+        raise result.remote_error
     if not result.ok:
         for problem in result.problems[1:]:
             log.info(problem)

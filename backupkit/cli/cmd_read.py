@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from ..archive.reader import read_manifest
+from ..archive.source import as_ref
 from ..errors import (
     IntegrityError,
 )
@@ -152,6 +152,7 @@ def show(opts: Options, archive: str, as_json: bool, identity: Path | None) -> N
     path = resolve_archive(archive, opts.state_dir)
     manifest = read_manifest(path, identity=identity)
     if as_json:
-        json_out({"ok": True, "archive": os.path.abspath(path), **manifest.model_dump(mode="json")})
+        body = manifest.model_dump(mode="json")
+        json_out({"ok": True, "archive": str(as_ref(path)), **body})
     else:
         click.echo(render.describe_manifest(manifest))

@@ -49,6 +49,10 @@ _EXAMPLES: dict[str, list[str]] = {
         "backupkit schedule --cron --at 03:17 --install",
         "backupkit schedule --systemd --uninstall",
     ],
+    "push": [
+        "backupkit push latest --to s3://my-bucket/gateway-1",
+        "backupkit push 20261123T030512Z --to s3://my-bucket/gateway-1 --retention-days 30",
+    ],
     "key": [
         "backupkit key new ~/backup.key",
     ],

@@ -18,7 +18,7 @@ from ..errors import (
     OptionError,
     from_os_error,
 )
-from . import cmd_backup, cmd_key, cmd_ops, cmd_read  # noqa: F401 - registers the commands
+from . import cmd_backup, cmd_key, cmd_ops, cmd_read, cmd_remote  # noqa: F401 - registers them
 from .app import cli, json_failure, json_flush, json_reset
 
 # Options of the group that people also type after the command (`backup -q`, `list -v`).

@@ -57,3 +57,29 @@ def encrypt_options(f: Callable[..., Any]) -> Callable[..., Any]:
         help="Encrypt the archive (age) to this public key: age1... or an SSH public key; "
         "repeatable.",
     )(f)
+
+
+def remote_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--to and --retention-days: where a backup's offsite copy goes, and how long it is locked."""
+    f = click.option(
+        "--retention-days",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help="Lock the remote copy (S3 Object Lock, compliance mode) for N days.",
+    )(f)
+    return click.option(
+        "--to",
+        "to",
+        metavar="s3://BUCKET/PREFIX",
+        default=None,
+        help="Also upload the archive there and prove the copy (default: $BACKUPKIT_REMOTE).",
+    )(f)
+
+
+remote_option = click.option(
+    "--remote",
+    metavar="s3://BUCKET/PREFIX",
+    default=None,
+    help="Cover the remote copies there too (default: $BACKUPKIT_REMOTE).",
+)

@@ -7,6 +7,9 @@ from typing import Any
 
 from ..archive.manifest import Manifest
 from ..backup.pipeline import BackupResult
+from ..offsite.catalog import RemoteEntry
+from ..offsite.status import RemoteStatus
+from ..offsite.upload import RemoteCopy
 from ..ops.catalog import Entry
 from ..ops.prune import PruneReport
 from ..ops.schedule_install import ScheduleReport
@@ -310,3 +313,39 @@ def schedule_report(report: ScheduleReport) -> str:
     if report.next_steps:
         lines.append("then run: " + " && ".join(report.next_steps))
     return "\n".join(lines)
+
+
+# --- remote copies (offsite/) ------------------------------------------------------------
+
+
+def remote_copy_line(copy: RemoteCopy) -> str:
+    how = "checksums kept by the server" if copy.proof == "sha256-parts" else "read back whole"
+    lock = f", locked until {copy.locked_until:%Y-%m-%d %H:%M}Z" if copy.locked_until else ""
+    there = " (already there)" if copy.already_there else ""
+    return (
+        f"backupkit: remote copy {copy.url}{there}: {size(copy.size_bytes)}, proven ({how}){lock}"
+    )
+
+
+def remote_tag(e: RemoteEntry | None) -> str:
+    """What `list` says about a backup's remote copy."""
+    if e is None:
+        return "remote: -"
+    state = "proven" if e.proven else (e.state or "not proven").removeprefix("remote-")
+    return f"remote: {state} {size(e.size_bytes)}"
+
+
+def remote_only_line(e: RemoteEntry) -> str:
+    owner = "" if str(e.owner) == "this" else "  [not this state dir's]"
+    return f"{e.backup_id}  {'(remote only)':>12}  {e.reason or '?':<14} {remote_tag(e)}{owner}"
+
+
+def remote_status_line(report: RemoteStatus) -> str:
+    good = report.newest
+    verdict = "OK" if report.ok else "FAIL: " + "; ".join(report.problems)
+    if good is None:
+        return f"{verdict}: remote {report.remote}"
+    return (
+        f"{verdict}: newest proven remote copy {good.backup_id}, {duration(report.age_s)} old, "
+        f"{report.copies} copies ({size(report.bytes)}) in {report.remote}"
+    )

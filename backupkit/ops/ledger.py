@@ -8,6 +8,9 @@ A row's kind is told by its status, never by its id:
 | backup    | `ok`, `failed`, later `pruned` | the manifest, or the failure            |
 | read-back | `read-back-ok`/`-failed`       | a backup's proof of its own archive     |
 | verify    | `verify-ok`/`verify-failed`    | a full verify of an archive            |
+| remote    | `remote-started`/`-ok`/`-failed`/`-pruned` | a remote copy (archive_path: URL) |
+
+Remote rows are appended, never updated: the newest row of a URL says where that copy stands.
 
 Writing: the table may be the gateway's own, with constraints of its own (`archive_path TEXT
 NOT NULL`, a column more or one less): a row is fitted to the columns the live table has, so
@@ -43,15 +46,19 @@ class Kind(StrEnum):
     BACKUP = "backup"
     READ_BACK = "read-back"
     VERIFY = "verify"
+    REMOTE = "remote"
 
 
 BACKUP_STATUSES = ("ok", "failed", "pruned")
+REMOTE_STATUSES = ("remote-started", "remote-ok", "remote-failed", "remote-pruned")
 _CHECK_PREFIX = {Kind.READ_BACK: "read-back", Kind.VERIFY: "verify"}
 
 
 def kind_of(status: str | None) -> Kind | None:
     if status in BACKUP_STATUSES:
         return Kind.BACKUP
+    if status in REMOTE_STATUSES:
+        return Kind.REMOTE
     for kind, prefix in _CHECK_PREFIX.items():
         if status in (f"{prefix}-ok", f"{prefix}-failed"):
             return kind
@@ -132,6 +139,16 @@ def check_row(
         "warnings": warnings or [],
     }
     return Row(row_id, created_at, archive_path, f"{prefix}-{'ok' if ok else 'failed'}", body)
+
+
+def remote_row(
+    status: str, *, created_at: int, url: str, backup_id: str | None, body: dict[str, Any]
+) -> Row:
+    """A remote copy's state (`started`, `ok`, `failed`, `pruned`), recorded against its URL.
+    `body` never holds credentials: the URL, sizes, checksums, the proof, the lock, an error."""
+    row_id = f"remote:{backup_id or 'unknown'}:{created_at}:{secrets.token_hex(2)}"
+    payload = {"kind": str(Kind.REMOTE), "backup_id": backup_id, "url": url, **body}
+    return Row(row_id, created_at, url, f"remote-{status}", payload)
 
 
 def record(global_db: Path, rows: list[Row], *, replace: bool = True) -> str | None:

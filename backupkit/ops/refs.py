@@ -8,7 +8,9 @@ import os
 import re
 from pathlib import Path
 
+from ..archive.source import ArchiveRef
 from ..errors import InputError
+from ..offsite.url import RemoteObject, is_remote
 from ..state.layout import default_output_dir, existing_layout
 from . import ledger
 from .catalog import catalogue
@@ -16,8 +18,11 @@ from .catalog import catalogue
 _ID_LIKE = re.compile(r"^[0-9][0-9TZ]*(?:-[0-9a-f]{0,8})?$")
 
 
-def resolve_archive(ref: str, state_dir: str | os.PathLike[str] | None) -> Path:
-    """The archive `ref` names. A ref that is a file, or has a `/`, is a path as given."""
+def resolve_archive(ref: str, state_dir: str | os.PathLike[str] | None) -> ArchiveRef:
+    """The archive `ref` names. An `s3://BUCKET/KEY` URL is a remote object; a ref that is a
+    file, or has a `/`, is a path as given."""
+    if is_remote(ref):
+        return RemoteObject.parse(ref)
     if ref != "latest" and (os.sep in ref or os.path.lexists(ref) or not _ID_LIKE.match(ref)):
         return Path(ref)
     layout = existing_layout(state_dir)

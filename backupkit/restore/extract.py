@@ -18,6 +18,7 @@ from typing import IO
 
 from ..archive.crypt import Identities
 from ..archive.reader import iter_members
+from ..archive.source import ArchiveRef, archive_size
 from ..errors import IntegrityError, from_os_error
 from ..fsutil import write_or_skip_zeros
 from ..progress import Meter, ProgressCallback
@@ -70,7 +71,7 @@ def _write_file(src: IO[bytes], place: Placement, name: str) -> None:
 
 
 def extract(
-    archive: Path,
+    archive: ArchiveRef,
     placements: dict[str, Placement],
     identities: Identities | None = None,
     progress: ProgressCallback | None = None,
@@ -79,7 +80,7 @@ def extract(
     written: list[Path] = []
     links: list[tuple[Placement, int, int]] = []
     seen: set[str] = set()
-    meter = Meter(progress, "restore", archive.stat().st_size if progress else 0)
+    meter = Meter(progress, "restore", archive_size(archive) if progress else 0)
     try:
         members = iter_members(archive, identities, meter.reached if meter.active else None)
         for member, tar, stream in members:

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..archive.crypt import Identities, Recipients
 from ..archive.format import SIDECAR_SUFFIXES
 from ..archive.manifest import Manifest
+from ..archive.source import ArchiveRef
 from ..backup.pipeline import create_backup
 from ..errors import (
     BusyError,
@@ -66,7 +67,7 @@ def _live_writers(layout: StateLayout) -> list[Path]:
 
 
 def restore_in_place(
-    archive: Path,
+    archive: ArchiveRef,
     layout: StateLayout,
     *,
     dry_run: bool,
@@ -130,7 +131,7 @@ def _carry_ledger(layout: StateLayout, carried: list[tuple[object, ...]]) -> Non
 
 
 def _plan(
-    archive: Path,
+    archive: ArchiveRef,
     layout: StateLayout,
     agents: list[str] | None,
     delete_extra: bool,
@@ -211,7 +212,7 @@ def _sidecars(dest: Path, rid: str) -> list[tuple[str, str]]:
 
 
 def _swap_in(
-    archive: Path,
+    archive: ArchiveRef,
     report: RestoreReport,
     manifest: Manifest,
     placed: list[tuple[Member, Path]],
@@ -259,7 +260,7 @@ def _swap_in(
             parent = parent.parent
     journal = Journal(
         rid,
-        os.fspath(archive),
+        str(archive),
         os.fspath(state),
         "staging",
         entries,

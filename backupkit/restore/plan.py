@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from ..archive.manifest import Manifest
 from ..archive.policy import contained, safe_mode
+from ..archive.source import ArchiveRef
 from ..errors import InputError
 from ..fsutil import lexically_within
 from ..state.discover import discover
@@ -44,7 +45,7 @@ class PlannedItem:
 @dataclass
 class RestoreReport:
     mode: Literal["target", "in-place"]
-    archive: Path
+    archive: ArchiveRef
     state_dir: Path
     dry_run: bool
     items: list[PlannedItem]
@@ -81,7 +82,7 @@ class RestoreReport:
         return {
             "ok": True,
             "mode": self.mode,
-            "archive": os.fspath(self.archive),
+            "archive": str(self.archive),
             "state_dir": os.fspath(self.state_dir),
             "dry_run": self.dry_run,
             "counts": self.counts(),

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..archive.crypt import Identities
+from ..archive.source import ArchiveRef
 from ..errors import IntegrityError
 from ..progress import ProgressCallback
 from ..verify.scan import MemberSink, ScanResult, scan_archive
 
 
 def proven_scan(
-    archive: Path,
+    archive: ArchiveRef,
     progress: ProgressCallback | None,
     sink: MemberSink | None = None,
     identities: Identities | None = None,

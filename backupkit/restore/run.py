@@ -8,11 +8,12 @@ from pathlib import Path
 from ..archive.crypt import (
     RECIPIENTS_ENV,
     Identities,
-    is_encrypted,
     needs_identity,
     resolve_identities,
     resolve_recipients,
 )
+from ..archive.reader import is_encrypted_archive
+from ..archive.source import ArchiveRef, as_ref
 from ..errors import OptionError
 from ..progress import ProgressCallback
 from ..state.layout import existing_layout
@@ -22,7 +23,7 @@ from .target import restore_to_target
 
 
 def restore_archive(
-    archive: str | os.PathLike[str],
+    archive: str | os.PathLike[str] | ArchiveRef,
     *,
     target: str | os.PathLike[str] | None = None,
     in_place: bool = False,
@@ -48,11 +49,13 @@ def restore_archive(
     of them is refused (exit 2) rather than writing a plaintext snapshot of an encrypted state."""
     if (target is None) == (not in_place):
         raise OptionError("restore needs exactly one of --target DIR or --in-place")
-    path = Path(os.path.abspath(archive))
-    encrypted = is_encrypted(path)
+    # In place, the live state is what is at stake: a missing one is the first thing to say.
+    layout = existing_layout(state_dir) if in_place else None
+    path = as_ref(archive)
+    encrypted = is_encrypted_archive(path)
     identities = resolve_identities(identity) if encrypted else None
     if encrypted and identities is None:
-        raise needs_identity(path)
+        raise needs_identity(str(path))
     if target is not None:
         if encrypt_to or recipients_file is not None:
             raise OptionError(
@@ -74,9 +77,10 @@ def restore_archive(
             "state taken before it is restored in place: pass --encrypt-to RECIPIENT or "
             f"--recipients-file FILE (or set ${RECIPIENTS_ENV})"
         )
+    assert layout is not None
     report = restore_in_place(
         path,
-        existing_layout(state_dir),
+        layout,
         dry_run=dry_run,
         agents=agents,
         force=force,

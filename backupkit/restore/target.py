@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..archive.crypt import Identities
 from ..archive.manifest import Manifest
+from ..archive.source import ArchiveRef
 from ..errors import InputError
 from ..fsutil import atomic_write, fsync_dir, remove_tree
 from ..progress import ProgressCallback, emit
@@ -39,7 +40,7 @@ from .spool import Spool
 
 
 def restore_to_target(
-    archive: Path,
+    archive: ArchiveRef,
     target: Path,
     *,
     dry_run: bool,
@@ -76,7 +77,7 @@ def restore_to_target(
         target.mkdir(parents=True, exist_ok=True)
         os.chmod(target, 0o700)
         mark = target / INCOMPLETE_MARK
-        atomic_write(mark, os.fsencode(archive) + b"\n")
+        atomic_write(mark, os.fsencode(str(archive)) + b"\n")
         if manifest is not None:
             _extract_selected(archive, target, manifest, members, report, progress, identities)
         else:
@@ -96,7 +97,9 @@ def restore_to_target(
     return report
 
 
-def _report(archive: Path, target: Path, dry_run: bool, members: list[Member]) -> RestoreReport:
+def _report(
+    archive: ArchiveRef, target: Path, dry_run: bool, members: list[Member]
+) -> RestoreReport:
     items = [
         PlannedItem(
             "create",
@@ -115,7 +118,7 @@ def _dir_modes(members: list[Member], target: Path) -> list[tuple[Path, int]]:
 
 
 def _restore_whole(
-    archive: Path,
+    archive: ArchiveRef,
     target: Path,
     progress: ProgressCallback | None,
     identities: Identities | None,
@@ -162,7 +165,7 @@ def _restore_whole(
 
 
 def _extract_selected(
-    archive: Path,
+    archive: ArchiveRef,
     target: Path,
     manifest: Manifest,
     members: list[Member],

@@ -23,6 +23,7 @@ from ..archive.format import MANIFEST_NAME
 from ..archive.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from ..archive.policy import member_defect
 from ..archive.reader import iter_members
+from ..archive.source import ArchiveRef, archive_size
 from ..errors import EnvironmentFault, IntegrityError, from_os_error
 from ..fsutil import remove_stale_staging, staging_dir, write_all, write_or_skip_zeros
 from ..progress import Meter, ProgressCallback
@@ -55,7 +56,7 @@ class ScanResult:
 
 
 def scan_archive(
-    archive: Path,
+    archive: ArchiveRef,
     *,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
@@ -84,7 +85,7 @@ def scan_archive(
 
 
 def _scan(
-    archive: Path,
+    archive: ArchiveRef,
     checker: Checker | None,
     progress: ProgressCallback | None,
     sink: MemberSink | None,
@@ -93,7 +94,7 @@ def _scan(
     defects: list[str] = []
     seen: dict[str, Seen] = {}
     manifest_bytes: bytes | None = None
-    meter = Meter(progress, "verify", _file_size(archive))
+    meter = Meter(progress, "verify", archive_size(archive) if progress else 0)
     try:
         stream = None
         members = iter_members(archive, identities, meter.reached if meter.active else None)
@@ -133,13 +134,6 @@ def _scan(
     defects += compare(manifest, seen, checks, checked=checker is not None)
     owners = {name: seen_.owner for name, seen_ in seen.items()}
     return ScanResult(manifest, defects, checks, len(seen), owners)
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0  # the reader says what is wrong with it
 
 
 # What verify leaves free in the temporary directory's file system (or 1 % of it, if smaller).

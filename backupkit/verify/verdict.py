@@ -9,7 +9,6 @@ state is a good archive. The result is recorded in the ledger against the archiv
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,8 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..archive.crypt import Identities, is_encrypted, resolve_identities
+from ..archive.crypt import Identities, resolve_identities
 from ..archive.manifest import Manifest
+from ..archive.reader import is_encrypted_archive
+from ..archive.source import ArchiveRef, archive_size, as_ref
 from ..errors import IntegrityError
 from ..ops import ledger
 from ..progress import ProgressCallback
@@ -29,7 +30,7 @@ from .scan import scan_archive
 
 @dataclass
 class VerifyReport:
-    archive: Path
+    archive: ArchiveRef
     ok: bool
     defects: list[str]
     manifest: Manifest | None
@@ -38,6 +39,7 @@ class VerifyReport:
     recorded: bool = False
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    encrypted: bool = False
     size_bytes: int | None = None  # the archive file's, when it could be read
 
     @property
@@ -51,14 +53,14 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "archive": os.fspath(self.archive),
+            "archive": str(self.archive),
             "backup_id": self.manifest.backup_id if self.manifest else None,
             "size_bytes": self.size_bytes,
             "input_bytes": self.input_bytes if self.manifest else None,
             "defects": self.defects,
             "databases": self.databases,
             "member_count": self.files_checked,
-            "encrypted": is_encrypted(self.archive),
+            "encrypted": self.encrypted,
             "recorded": self.recorded,
             "warnings": self.warnings,
             "elapsed_seconds": round(self.seconds, 3),
@@ -98,7 +100,7 @@ def _database_results(
 
 
 def verify_archive(
-    archive: str | os.PathLike[str],
+    archive: str | os.PathLike[str] | ArchiveRef,
     *,
     state_dir: str | os.PathLike[str] | None = None,
     record: bool = True,
@@ -110,13 +112,15 @@ def verify_archive(
     missing file or one that is not a backupkit archive, and for an encrypted archive without
     an identity that opens it (`identity`, a file, else $BACKUPKIT_IDENTITY_FILE). Damage that
     stops reading (a tampered ciphertext included) is reported as a defect, not raised."""
-    path = Path(os.path.abspath(archive))
+    path = as_ref(archive)
     started = time.monotonic()
-    identities = resolve_identities(identity) if is_encrypted(path) else None
+    encrypted = is_encrypted_archive(path)
+    identities = resolve_identities(identity) if encrypted else None
     try:
         result = scan_archive(path, workers=workers, progress=progress, identities=identities)
     except IntegrityError as err:
         report = VerifyReport(archive=path, ok=False, defects=[str(err)], manifest=None)
+        report.encrypted = encrypted
     else:
         report = VerifyReport(
             archive=path,
@@ -126,9 +130,9 @@ def verify_archive(
             databases=_database_results(result.manifest, result.checks),
             files_checked=result.members,
             warnings=source_warnings(result.manifest),
+            encrypted=encrypted,
         )
-    with contextlib.suppress(OSError):
-        report.size_bytes = path.stat().st_size
+    report.size_bytes = archive_size(path) or None
     if record:
         record_verify(report, state_dir)
     report.seconds = time.monotonic() - started
@@ -151,7 +155,7 @@ def record_verify(report: VerifyReport, state_dir: str | os.PathLike[str] | None
     row = ledger.check_row(
         ledger.Kind.VERIFY,
         created_at=int(datetime.now(UTC).timestamp() * 1000),
-        archive_path=os.fspath(report.archive),
+        archive_path=str(report.archive),
         ok=report.ok,
         backup_id=report.manifest.backup_id if report.manifest else None,
         defects=report.defects,

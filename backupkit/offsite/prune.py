@@ -1,0 +1,147 @@
+"""`prune --remote`: the local retention rules, applied to this state dir's remote copies.
+
+On top of the policy, each of these keeps a copy: it is not provably this state dir's (another
+gateway's copies may share the prefix); it is a protected pre-migration or pre-restore
+snapshot; it is the newest proven remote copy; it is still under S3 Object Lock (said, and
+left: the server would refuse anyway). A versioned bucket's copy is deleted by its version id,
+so the bytes are gone, not hidden behind a delete marker.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..ops import ledger
+from ..ops.catalog import Owner
+from ..ops.prune import PROTECTED_REASONS, PruneItem
+from ..ops.retention import Policy, select
+from ..state.layout import existing_layout
+from .catalog import RemoteEntry, remote_catalogue
+from .client import is_not_found, make_client, translate
+from .push import require_remote
+
+
+@dataclass
+class RemotePruneReport:
+    remote: str
+    policy: str
+    dry_run: bool
+    items: list[PruneItem] = field(default_factory=list)
+    locked: list[PruneItem] = field(default_factory=list)  # the policy let go, the lock kept
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def removed(self) -> list[PruneItem]:
+        return [i for i in self.items if not i.keep]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "remote": self.remote,
+            "policy": self.policy,
+            "dry_run": self.dry_run,
+            "kept": [i.to_dict() for i in self.items if i.keep],
+            "removed": [i.to_dict() for i in self.removed],
+            "locked": [i.to_dict() for i in self.locked],
+            "warnings": self.warnings,
+        }
+
+
+def _item(e: RemoteEntry, keep: bool, why: list[str]) -> PruneItem:
+    return PruneItem(
+        backup_id=e.backup_id,
+        archive=e.url,
+        created_at=e.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        reason=e.reason,
+        keep=keep,
+        why=why,
+    )
+
+
+def prune_remote(
+    state_dir: str | os.PathLike[str] | None = None,
+    remote: str | None = None,
+    *,
+    policy: Policy,
+    reasons: list[str] | None = None,
+    dry_run: bool = False,
+) -> RemotePruneReport:
+    """Delete the remote copies the policy does not keep (or, with `dry_run`, say which)."""
+    where = require_remote(remote, "--remote")
+    layout = existing_layout(state_dir)
+    book = ledger.read(layout.global_db)
+    client = make_client()
+    cat = remote_catalogue(client, book, where)
+    report = RemotePruneReport(where.url, policy.describe(), dry_run, warnings=list(cat.problems))
+    newest = cat.newest_proven()
+    in_policy: list[RemoteEntry] = []
+    for e in cat.entries:
+        why: list[str] = []
+        if e.owner is not Owner.THIS:
+            why.append("not provably this state dir's copy (not in its ledger)")
+        elif reasons is not None and e.reason not in reasons:
+            why.append(f"reason {e.reason!r} not selected")
+        elif reasons is None and e.reason in PROTECTED_REASONS:
+            why.append(f"protected {e.reason} snapshot")
+        if why:
+            report.items.append(_item(e, True, why))
+        else:
+            in_policy.append(e)
+    decisions = select([e.created_at.astimezone() for e in in_policy], policy)
+    doomed: list[tuple[RemoteEntry, PruneItem]] = []
+    for e, decision in zip(in_policy, decisions, strict=True):
+        why = [f"keep-{r}" for r in decision.reasons]
+        keep = decision.keep
+        if e is newest:
+            keep = True
+            why.append("newest proven remote copy")
+        item = _item(e, keep, why or ["no rule keeps it"])
+        report.items.append(item)
+        if not keep:
+            doomed.append((e, item))
+    now = datetime.now(UTC)
+    rows = []
+    for e, item in doomed:
+        try:
+            head = client.head_object(Bucket=where.bucket, Key=e.key)
+        except Exception as err:
+            if is_not_found(err):
+                continue
+            raise translate(err, "looking up", e.url) from err
+        until = head.get("ObjectLockRetainUntilDate")
+        if head.get("ObjectLockLegalHoldStatus") == "ON" or (
+            isinstance(until, datetime) and until > now
+        ):
+            item.keep = True
+            lock = until.isoformat() if isinstance(until, datetime) else "a legal hold"
+            item.why.append(f"locked until {lock}")
+            report.locked.append(item)
+            continue
+        if dry_run:
+            continue
+        version = head.get("VersionId")
+        try:
+            if version and version != "null":
+                client.delete_object(Bucket=where.bucket, Key=e.key, VersionId=version)
+            else:
+                client.delete_object(Bucket=where.bucket, Key=e.key)
+        except Exception as err:
+            raise translate(err, "deleting", e.url) from err
+        rows.append(
+            ledger.remote_row(
+                "pruned",
+                created_at=int(now.timestamp() * 1000),
+                url=e.url,
+                backup_id=e.backup_id,
+                body={"size_bytes": e.size_bytes, "policy": report.policy},
+            )
+        )
+    report.items.sort(key=lambda i: i.created_at, reverse=True)
+    if rows:
+        warning = ledger.record(layout.global_db, rows)
+        if warning:
+            report.warnings.append(warning)
+    return report
