@@ -221,14 +221,16 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_cli(*args: str | os.PathLike[str]) -> subprocess.Popen[str]:
+def start_cli(
+    *args: str | os.PathLike[str], env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """Start `python -m backupkit ARGS` in the background (to interrupt, kill or race it)."""
     return subprocess.Popen(
         [sys.executable, "-m", "backupkit", *map(os.fspath, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=cli_env(),
+        env=cli_env(env),
         preexec_fn=_default_sigint,
     )
 

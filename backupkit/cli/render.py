@@ -7,6 +7,7 @@ from typing import Any
 
 from ..archive.manifest import Manifest
 from ..offsite.catalog import RemoteEntry
+from ..offsite.prune import RemotePruneReport
 from ..offsite.status import RemoteStatus
 from ..offsite.upload import RemoteCopy
 from ..ops.catalog import Entry
@@ -142,7 +143,7 @@ def restore_line(report: RestoreReport) -> str:
     )
 
 
-def prune_lines(report: PruneReport) -> list[str]:
+def prune_lines(report: PruneReport | RemotePruneReport) -> list[str]:
     out = []
     for item in report.items:
         verb = "keep" if item.keep else ("would remove" if report.dry_run else "removed")
@@ -150,7 +151,7 @@ def prune_lines(report: PruneReport) -> list[str]:
     return out
 
 
-def prune_summary(report: PruneReport) -> str:
+def prune_summary(report: PruneReport | RemotePruneReport) -> str:
     kept = len(report.items) - len(report.removed)
     verb = "would remove" if report.dry_run else "removed"
     return f"backupkit: policy {report.policy}: keep {kept}, {verb} {len(report.removed)}"

@@ -9,14 +9,17 @@ never counted, never pruned. A copy is proven when the ledger's newest row for i
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..archive.format import is_encrypted_name, parse_archive_name
+from ..ops import ledger
 from ..ops.catalog import Owner
 from ..ops.ledger import Kind, Ledger, Row
-from .client import translate
+from ..state.layout import existing_layout
+from .client import make_client, translate
 from .url import Remote
 
 if TYPE_CHECKING:
@@ -139,3 +142,13 @@ def remote_catalogue(client: S3Client, book: Ledger, remote: Remote) -> RemoteCa
         )
     cat.entries.sort(key=lambda e: (e.created_at, e.backup_id), reverse=True)
     return cat
+
+
+def list_remote(state_dir: str | os.PathLike[str] | None, remote: str | None) -> RemoteCatalogue:
+    """`list --remote`: the copies under the remote (else $BACKUPKIT_REMOTE), with the owner and
+    proof of each, as this state dir's ledger knows them."""
+    from .push import require_remote
+
+    where = require_remote(remote, "--remote")
+    layout = existing_layout(state_dir)
+    return remote_catalogue(make_client(), ledger.read(layout.global_db), where)
