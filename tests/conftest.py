@@ -722,7 +722,7 @@ class Bucket:
     def url(self, prefix: str = "backups") -> str:
         return f"s3://{self.name}/{prefix}" if prefix else f"s3://{self.name}"
 
-    def keys(self, prefix: str = "") -> list[str]:
+    def object_keys(self, prefix: str = "") -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.name, Prefix=prefix
         )

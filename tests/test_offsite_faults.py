@@ -158,13 +158,13 @@ def test_a_backup_killed_mid_upload_leaves_no_object_and_the_next_run_aborts_its
         proxy.release()
     killed = sorted(os.listdir(out_dir))
     assert len(killed) == 1  # the local archive was published before the upload began
-    assert flaky.keys() == []
+    assert flaky.object_keys() == []
     assert flaky.unfinished_uploads() == [f"backups/{killed[0]}"]
 
     code, body, err = _backup_to(state, out_dir, flaky)
     assert code == 0, err
     assert flaky.unfinished_uploads() == []
-    assert flaky.keys() == [f"backups/{Path(body['archive']).name}"]
+    assert flaky.object_keys() == [f"backups/{Path(body['archive']).name}"]
     assert any("aborted 1 unfinished upload" in w for w in body["warnings"])
 
 

@@ -110,6 +110,9 @@ def remote_catalogue(client: S3Client, book: Ledger, remote: Remote) -> RemoteCa
         if row.archive_path and row.status == "remote-ok" and row.archive_path not in proven:
             proven[row.archive_path] = row
     reasons = {r.id: r.reason for r in book.of_kind(Kind.BACKUP)}
+    # The backup row's time in ms, where the ledger has one: two backups taken in the same
+    # second keep their order (the name has seconds only).
+    taken = {r.id: r.created_at for r in book.of_kind(Kind.BACKUP) if r.created_at}
     try:
         pages = client.get_paginator("list_objects_v2").paginate(
             Bucket=remote.bucket, Prefix=remote.key_prefix
@@ -124,6 +127,8 @@ def remote_catalogue(client: S3Client, book: Ledger, remote: Remote) -> RemoteCa
         if parsed is None:
             continue
         backup_id, when = parsed
+        if backup_id in taken:
+            when = datetime.fromtimestamp(taken[backup_id] / 1000, tz=UTC)
         url = f"s3://{remote.bucket}/{key}"
         newest = rows.get(url)
         pruned = newest is not None and newest.status == "remote-pruned"
