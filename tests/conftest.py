@@ -221,14 +221,16 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_cli(*args: str | os.PathLike[str]) -> subprocess.Popen[str]:
+def start_cli(
+    *args: str | os.PathLike[str], env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """Start `python -m backupkit ARGS` in the background (to interrupt, kill or race it)."""
     return subprocess.Popen(
         [sys.executable, "-m", "backupkit", *map(os.fspath, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=cli_env(),
+        env=cli_env(env),
         preexec_fn=_default_sigint,
     )
 
@@ -720,7 +722,7 @@ class Bucket:
     def url(self, prefix: str = "backups") -> str:
         return f"s3://{self.name}/{prefix}" if prefix else f"s3://{self.name}"
 
-    def keys(self, prefix: str = "") -> list[str]:
+    def object_keys(self, prefix: str = "") -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.name, Prefix=prefix
         )

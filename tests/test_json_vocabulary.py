@@ -16,7 +16,7 @@ from fixtures import build_state
 from .conftest import REPO, S3Server, json_out, make_bucket, run_cli
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-LEDGER_STATUSES = {"ok", "failed", "pruned", None}
+LEDGER_STATUSES = {"ok", "failed", "pruned", "remote-ok", "remote-failed", "remote-started", None}
 # The manifest's own counts, fixed by format_version 1 (docs/manifest.schema.json): `show`
 # prints them as the archive holds them.
 MANIFEST_COUNT_FIELDS = {

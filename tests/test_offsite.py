@@ -54,7 +54,7 @@ def test_backup_to_uploads_the_archive_byte_for_byte(
     archive = Path(body["archive"])
     assert body["remote"]["ok"] is True
     assert body["remote"]["url"] == f"{bucket.url()}/{archive.name}"
-    assert bucket.keys() == [f"backups/{archive.name}"]
+    assert bucket.object_keys() == [f"backups/{archive.name}"]
     assert _object_bytes(bucket, f"backups/{archive.name}") == archive.read_bytes()
 
 
@@ -110,7 +110,7 @@ def test_push_refuses_a_local_archive_that_no_longer_matches_its_seal(
     proc = run_cli("--state-dir", state.root, "push", archive, "--to", bucket.url(), env=bucket.env)
     assert proc.returncode == 1
     assert "not the one written" in proc.stderr
-    assert bucket.keys() == []
+    assert bucket.object_keys() == []
     assert bucket.unfinished_uploads() == []
 
 

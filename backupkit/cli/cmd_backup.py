@@ -47,6 +47,7 @@ from .options import (
     json_option,
     no_workspaces_option,
     remote_options,
+    wait_option,
 )
 
 
@@ -57,13 +58,7 @@ from .options import (
 @exclude_option
 @click.option("--no-verify", is_flag=True, help="Do not verify the archive after writing it.")
 @click.option("--dry-run", is_flag=True, help="Show what would be captured; write nothing.")
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    metavar="SECONDS",
-    help="Wait this long for another backup of the same state to finish.",
-)
+@wait_option
 @click.option(
     "--compression",
     type=COMPRESSION_CHOICE,

@@ -11,32 +11,13 @@ from ..offsite.push import push_archive
 from ..ops.refs import resolve_archive
 from . import examples, render
 from .app import Options, cli, json_out
-from .options import json_option
+from .options import json_option, remote_options, wait_option
 
 
 @cli.command(name="push", epilog=examples.epilog("push"))
 @click.argument("archive")
-@click.option(
-    "--to",
-    "to",
-    metavar="s3://BUCKET/PREFIX",
-    default=None,
-    help="Where the copy goes (default: $BACKUPKIT_REMOTE).",
-)
-@click.option(
-    "--retention-days",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Lock the remote copy (S3 Object Lock, compliance mode) for N days.",
-)
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    metavar="SECONDS",
-    help="Wait this long for a running backup of the same state to finish.",
-)
+@remote_options
+@wait_option
 @json_option
 @click.pass_obj
 def push_cmd(

@@ -73,7 +73,7 @@ def remote_options(f: Callable[..., Any]) -> Callable[..., Any]:
         "to",
         metavar="s3://BUCKET/PREFIX",
         default=None,
-        help="Also upload the archive there and prove the copy (default: $BACKUPKIT_REMOTE).",
+        help="Upload the archive there and prove the copy (default: $BACKUPKIT_REMOTE).",
     )(f)
 
 
@@ -82,4 +82,12 @@ remote_option = click.option(
     metavar="s3://BUCKET/PREFIX",
     default=None,
     help="Cover the remote copies there too (default: $BACKUPKIT_REMOTE).",
+)
+
+wait_option = click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    metavar="SECONDS",
+    help="Wait this long for another backup of the same state to finish.",
 )

@@ -8,6 +8,7 @@ from typing import Any
 from ..archive.manifest import Manifest
 from ..backup.pipeline import BackupResult
 from ..offsite.catalog import RemoteEntry
+from ..offsite.prune import RemotePruneReport
 from ..offsite.status import RemoteStatus
 from ..offsite.upload import RemoteCopy
 from ..ops.catalog import Entry
@@ -163,7 +164,7 @@ def restore_line(report: RestoreReport) -> str:
     )
 
 
-def prune_lines(report: PruneReport) -> list[str]:
+def prune_lines(report: PruneReport | RemotePruneReport) -> list[str]:
     out = []
     for item in report.items:
         verb = "keep" if item.keep else ("would remove" if report.dry_run else "removed")
@@ -171,7 +172,7 @@ def prune_lines(report: PruneReport) -> list[str]:
     return out
 
 
-def prune_summary(report: PruneReport) -> str:
+def prune_summary(report: PruneReport | RemotePruneReport) -> str:
     kept = len(report.items) - len(report.removed)
     verb = "would remove" if report.dry_run else "removed"
     return f"backupkit: policy {report.policy}: keep {kept}, {verb} {len(report.removed)}"
@@ -180,10 +181,22 @@ def prune_summary(report: PruneReport) -> str:
 _LIST_HEADER = ("BACKUP ID", "CREATED (UTC)", "SIZE", "REASON", "STATUS", "LAST CHECK", "NOTES")
 
 
-def list_table(entries: list[Entry]) -> list[str]:
-    """`list` as a table: a header, then one row per archive, columns as wide as their cells."""
+def list_table(
+    entries: list[Entry],
+    copies: dict[str, RemoteEntry] | None = None,
+    remote_only: list[RemoteEntry] | None = None,
+) -> list[str]:
+    """`list` as a table: a header, then one row per archive, columns as wide as their cells.
+    With `copies` (list --remote), a REMOTE column says each archive's remote copy, and the
+    copies with no local archive (`remote_only`) follow as rows of their own."""
     rows = [_LIST_HEADER, *(_list_row(e) for e in entries)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_LIST_HEADER))]
+    if copies is not None:
+        rows = [(*rows[0][:-1], "REMOTE", rows[0][-1])] + [
+            (*row[:-1], remote_tag(copies.get(e.backup_id)), row[-1])
+            for row, e in zip(rows[1:], entries, strict=True)
+        ]
+        rows += [_remote_only_row(r) for r in remote_only or []]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = {2}  # sizes line up on their units
     return [
         "  ".join(
@@ -330,14 +343,22 @@ def remote_copy_line(copy: RemoteCopy) -> str:
 def remote_tag(e: RemoteEntry | None) -> str:
     """What `list` says about a backup's remote copy."""
     if e is None:
-        return "remote: -"
+        return "-"
     state = "proven" if e.proven else (e.state or "not proven").removeprefix("remote-")
-    return f"remote: {state} {size(e.size_bytes)}"
+    return f"{state} {size(e.size_bytes)}"
 
 
-def remote_only_line(e: RemoteEntry) -> str:
-    owner = "" if str(e.owner) == "this" else "  [not this state dir's]"
-    return f"{e.backup_id}  {'(remote only)':>12}  {e.reason or '?':<14} {remote_tag(e)}{owner}"
+def _remote_only_row(e: RemoteEntry) -> tuple[str, ...]:
+    return (
+        e.backup_id,
+        e.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "-",
+        e.reason or "?",
+        "-",
+        "-",
+        remote_tag(e),
+        "remote only" + ("" if str(e.owner) == "this" else "; not this state dir's"),
+    )
 
 
 def remote_status_line(report: RemoteStatus) -> str:

@@ -9,14 +9,17 @@ never counted, never pruned. A copy is proven when the ledger's newest row for i
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..archive.format import is_encrypted_name, parse_archive_name
+from ..ops import ledger
 from ..ops.catalog import Owner
 from ..ops.ledger import Kind, Ledger, Row
-from .client import translate
+from ..state.layout import existing_layout
+from .client import make_client, translate
 from .url import Remote
 
 if TYPE_CHECKING:
@@ -56,7 +59,8 @@ class RemoteEntry:
             "ledger_status": self.state,
             "sha256": payload.get("sha256"),
             "checksum": payload.get("checksum"),
-            "locked_until": payload.get("locked_until"),
+            # Rows recorded before the key followed docs/json.md say "locked_until".
+            "locked_until_at": payload.get("locked_until_at", payload.get("locked_until")),
             "reason": self.reason,
             "encrypted": self.encrypted,
         }
@@ -107,6 +111,9 @@ def remote_catalogue(client: S3Client, book: Ledger, remote: Remote) -> RemoteCa
         if row.archive_path and row.status == "remote-ok" and row.archive_path not in proven:
             proven[row.archive_path] = row
     reasons = {r.id: r.reason for r in book.of_kind(Kind.BACKUP)}
+    # The backup row's time in ms, where the ledger has one: two backups taken in the same
+    # second keep their order (the name has seconds only).
+    taken = {r.id: r.created_at for r in book.of_kind(Kind.BACKUP) if r.created_at}
     try:
         pages = client.get_paginator("list_objects_v2").paginate(
             Bucket=remote.bucket, Prefix=remote.key_prefix
@@ -121,6 +128,8 @@ def remote_catalogue(client: S3Client, book: Ledger, remote: Remote) -> RemoteCa
         if parsed is None:
             continue
         backup_id, when = parsed
+        if backup_id in taken:
+            when = datetime.fromtimestamp(taken[backup_id] / 1000, tz=UTC)
         url = f"s3://{remote.bucket}/{key}"
         newest = rows.get(url)
         pruned = newest is not None and newest.status == "remote-pruned"
@@ -139,3 +148,13 @@ def remote_catalogue(client: S3Client, book: Ledger, remote: Remote) -> RemoteCa
         )
     cat.entries.sort(key=lambda e: (e.created_at, e.backup_id), reverse=True)
     return cat
+
+
+def list_remote(state_dir: str | os.PathLike[str] | None, remote: str | None) -> RemoteCatalogue:
+    """`list --remote`: the copies under the remote (else $BACKUPKIT_REMOTE), with the owner and
+    proof of each, as this state dir's ledger knows them."""
+    from .push import require_remote
+
+    where = require_remote(remote, "--remote")
+    layout = existing_layout(state_dir)
+    return remote_catalogue(make_client(), ledger.read(layout.global_db), where)

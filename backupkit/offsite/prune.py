@@ -15,9 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..ops import ledger
-from ..ops.catalog import Owner
-from ..ops.prune import PROTECTED_REASONS, PruneItem
-from ..ops.retention import Policy, select
+from ..ops.prune import PruneItem, decide
+from ..ops.retention import Policy
 from ..state.layout import existing_layout
 from .catalog import RemoteEntry, remote_catalogue
 from .client import is_not_found, make_client, translate
@@ -40,7 +39,7 @@ class RemotePruneReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": True,
-            "remote": self.remote,
+            "url": self.remote,
             "policy": self.policy,
             "dry_run": self.dry_run,
             "kept": [i.to_dict() for i in self.items if i.keep],
@@ -76,29 +75,11 @@ def prune_remote(
     client = make_client()
     cat = remote_catalogue(client, book, where)
     report = RemotePruneReport(where.url, policy.describe(), dry_run, warnings=list(cat.problems))
-    newest = cat.newest_proven()
-    in_policy: list[RemoteEntry] = []
-    for e in cat.entries:
-        why: list[str] = []
-        if e.owner is not Owner.THIS:
-            why.append("not provably this state dir's copy (not in its ledger)")
-        elif reasons is not None and e.reason not in reasons:
-            why.append(f"reason {e.reason!r} not selected")
-        elif reasons is None and e.reason in PROTECTED_REASONS:
-            why.append(f"protected {e.reason} snapshot")
-        if why:
-            report.items.append(_item(e, True, why))
-        else:
-            in_policy.append(e)
-    decisions = select([e.created_at.astimezone() for e in in_policy], policy)
     doomed: list[tuple[RemoteEntry, PruneItem]] = []
-    for e, decision in zip(in_policy, decisions, strict=True):
-        why = [f"keep-{r}" for r in decision.reasons]
-        keep = decision.keep
-        if e is newest:
-            keep = True
-            why.append("newest proven remote copy")
-        item = _item(e, keep, why or ["no rule keeps it"])
+    for e, keep, why in decide(
+        cat.entries, policy, reasons, newest=cat.newest_proven(), newest_why="newest proven copy"
+    ):
+        item = _item(e, keep, why)
         report.items.append(item)
         if not keep:
             doomed.append((e, item))

@@ -115,8 +115,8 @@ def upload_recorded(
     backup_id = parsed[0] if parsed else None
     book = ledger.read(layout.global_db)
     keys = own_keys(book, remote) | {remote.object(path.name).key}
-    cleaned = abort_unfinished(client, remote, keys)
     warnings: list[str] = []
+    cleaned: list[str] = []
 
     def started(obj: RemoteObject) -> None:
         row = ledger.remote_row(
@@ -131,6 +131,7 @@ def upload_recorded(
             warnings.append(warning)
 
     try:
+        cleaned = abort_unfinished(client, remote, keys)
         copy = upload_file(
             path,
             remote,

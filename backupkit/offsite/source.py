@@ -20,7 +20,9 @@ from .url import RemoteObject
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+# Breaks in a row with no byte read between them, and breaks in all, before giving up.
 RESUMES = 5
+MAX_BREAKS = 30
 
 
 def _stream_errors() -> tuple[type[BaseException], ...]:
@@ -87,6 +89,7 @@ class RemoteStream:
         self._client, self._obj, self._etag = client, obj, etag
         self._pos, self._end = start, end
         self._body: Any = None
+        self._breaks = 0
         self.failure: BaseException | None = None  # what ended the stream, for age's reader
 
     def readable(self) -> bool:
@@ -105,6 +108,8 @@ class RemoteStream:
                 raise EnvironmentFault(
                     f"{self._obj.url} changed while it was read: run again"
                 ) from err
+            if isinstance(err, _stream_errors()):
+                raise  # a break, resumed by the caller like one in the middle of the body
             raise translate(err, "reading", self._obj.url) from err
         self._body = reply["Body"]
 
@@ -118,7 +123,7 @@ class RemoteStream:
     def _read(self, size: int | None) -> bytes:
         left = self._end - self._pos
         want = left if size is None or size < 0 else min(size, left)
-        breaks = 0
+        in_a_row = 0
         while want > 0:
             try:
                 if self._body is None:
@@ -133,14 +138,15 @@ class RemoteStream:
                     raise
                 cause = err
             self.close()
-            breaks += 1
-            if breaks > RESUMES:
+            in_a_row += 1
+            self._breaks += 1
+            if in_a_row > RESUMES or self._breaks > MAX_BREAKS:
                 raise EnvironmentFault(
-                    f"the connection to the object store broke {breaks} times while reading "
-                    f"{self._obj.url} (at byte {self._pos} of {self._end}): check the network "
-                    "and run again"
+                    f"the connection to the object store broke {self._breaks} times while "
+                    f"reading {self._obj.url} (at byte {self._pos} of {self._end}): check the "
+                    "network and run again"
                 ) from cause
-            time.sleep(min(0.2 * 2**breaks, 5.0))
+            time.sleep(min(0.1 * 2**in_a_row, 2.0))
         return b""
 
     def readinto(self, buffer: bytearray | memoryview) -> int:

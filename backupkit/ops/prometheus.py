@@ -29,6 +29,21 @@ _METRICS = (
     ("backupkit_archives", "gauge", "archives of this state dir on disk"),
     ("backupkit_archive_bytes", "gauge", "bytes of this state dir's archives on disk"),
 )
+_REMOTE_METRICS = (
+    ("backupkit_remote_status_ok", "gauge", "1 when the remote copies are fresh and proven"),
+    (
+        "backupkit_remote_last_upload_success",
+        "gauge",
+        "1 when the last upload to the remote succeeded, else 0",
+    ),
+    (
+        "backupkit_remote_last_success_timestamp_seconds",
+        "gauge",
+        "when the newest proven remote copy was taken (Unix time)",
+    ),
+    ("backupkit_remote_copies", "gauge", "this state dir's copies in the remote"),
+    ("backupkit_remote_bytes", "gauge", "bytes of this state dir's copies in the remote"),
+)
 
 
 def _label(value: str) -> str:
@@ -50,14 +65,37 @@ def prometheus_text(report: StatusReport, state_dir: Path) -> str:
         "backupkit_archives": float(report.archives),
         "backupkit_archive_bytes": float(report.archive_bytes),
     }
+    lines = _lines(_METRICS, values, labels)
+    remote = report.remote
+    if remote is not None:
+        remote_labels = f'{labels[:-1]},remote="{_label(remote.remote)}"}}'
+        newest = remote.newest
+        remote_values: dict[str, float | None] = {
+            "backupkit_remote_status_ok": 1.0 if remote.ok else 0.0,
+            "backupkit_remote_last_upload_success": None
+            if remote.last_upload_status is None
+            else float(remote.last_upload_status == "remote-ok"),
+            "backupkit_remote_last_success_timestamp_seconds": newest.created_at.timestamp()
+            if newest
+            else None,
+            "backupkit_remote_copies": float(remote.copies),
+            "backupkit_remote_bytes": float(remote.bytes),
+        }
+        lines += _lines(_REMOTE_METRICS, remote_values, remote_labels)
+    return "\n".join(lines) + "\n"
+
+
+def _lines(
+    metrics: tuple[tuple[str, str, str], ...], values: dict[str, float | None], labels: str
+) -> list[str]:
     lines = []
-    for name, kind, text in _METRICS:
+    for name, kind, text in metrics:
         value = values[name]
         if value is None:
             continue  # unknown is absent, never a number that could read as good or bad
         number = str(int(value)) if value.is_integer() else f"{value:.3f}"
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name}{labels} {number}"]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_prometheus(path: Path, report: StatusReport, state_dir: Path) -> None:

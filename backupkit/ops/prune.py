@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from ..fsutil import fsync_dir
 from ..state.layout import existing_layout, resolve_output_dir
@@ -89,30 +91,10 @@ def prune(
     ]
     report = PruneReport(out, policy.describe(), dry_run, warnings=list(cat.problems))
     newest_verified = next((e for e in entries if e.owner is Owner.THIS and e.verified_ok), None)
-
-    in_policy: list[Entry] = []
-    for e in entries:
-        why: list[str] = []
-        if e.owner is Owner.FOREIGN:
-            why.append("another state dir's archive")
-        elif e.owner is Owner.UNKNOWN:
-            why.append("not provably this state dir's archive (no ledger row, unreadable manifest)")
-        elif reasons is not None and e.reason not in reasons:
-            why.append(f"reason {e.reason!r} not selected")
-        elif reasons is None and e.reason in PROTECTED_REASONS:
-            why.append(f"protected {e.reason} snapshot")
-        if why:
-            report.items.append(_item(e, True, why))
-        else:
-            in_policy.append(e)
-    decisions = select([e.created_at.astimezone() for e in in_policy], policy)
-    for e, decision in zip(in_policy, decisions, strict=True):
-        why = [f"keep-{r}" for r in decision.reasons]
-        keep = decision.keep
-        if e is newest_verified:
-            keep = True
-            why.append("newest verified archive")
-        report.items.append(_item(e, keep, why or ["no rule keeps it"]))
+    for e, keep, why in decide(
+        entries, policy, reasons, newest=newest_verified, newest_why="newest verified archive"
+    ):
+        report.items.append(_item(e, keep, why))
     report.items.sort(key=lambda i: i.created_at, reverse=True)
     if dry_run:
         return report
@@ -125,6 +107,58 @@ def prune(
         if warning:
             report.warnings.append(warning)
     return report
+
+
+class Candidate(Protocol):
+    @property
+    def owner(self) -> Owner: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+C = TypeVar("C", bound=Candidate)
+_NOT_OURS = {
+    Owner.FOREIGN: "another state dir's archive",
+    Owner.UNKNOWN: "not provably this state dir's archive (not in its ledger, manifest unread)",
+}
+
+
+def decide(
+    entries: Sequence[C],
+    policy: Policy,
+    reasons: list[str] | None,
+    *,
+    newest: C | None,
+    newest_why: str,
+) -> list[tuple[C, bool, list[str]]]:
+    """(entry, keep, why) for each entry: the safety rules first (only this state dir's,
+    protected snapshots unless their reason is asked for), then the policy, and `newest`, the
+    one proven copy that must survive, always kept. Local and remote prune share it."""
+    out: list[tuple[C, bool, list[str]]] = []
+    in_policy: list[C] = []
+    for e in entries:
+        why: list[str] = []
+        if e.owner is not Owner.THIS:
+            why.append(_NOT_OURS[e.owner])
+        elif reasons is not None and e.reason not in reasons:
+            why.append(f"reason {e.reason!r} not selected")
+        elif reasons is None and e.reason in PROTECTED_REASONS:
+            why.append(f"protected {e.reason} snapshot")
+        if why:
+            out.append((e, True, why))
+        else:
+            in_policy.append(e)
+    decisions = select([e.created_at.astimezone() for e in in_policy], policy)
+    for e, decision in zip(in_policy, decisions, strict=True):
+        why = [f"keep-{r}" for r in decision.reasons]
+        keep = decision.keep
+        if e is newest:
+            keep = True
+            why.append(newest_why)
+        out.append((e, keep, why or ["no rule keeps it"]))
+    return out
 
 
 def _item(e: Entry, keep: bool, why: list[str]) -> PruneItem:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OptionError
+from ..offsite.status import RemoteStatus, remote_status
+from ..offsite.url import remote_from
 from ..state.layout import default_output_dir, existing_layout, resolve_output_dir
 from . import ledger
 from .catalog import Entry, catalogue
@@ -44,6 +46,7 @@ class StatusReport:
     age_s: float | None
     archives: int
     archive_bytes: int
+    remote: RemoteStatus | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +60,7 @@ class StatusReport:
             "last_good": self.last_good.to_dict() if self.last_good else None,
             "archive_count": self.archives,
             "archive_bytes": self.archive_bytes,
+            "remote": self.remote.to_dict() if self.remote else None,
         }
 
 
@@ -65,8 +69,13 @@ def backup_status(
     *,
     max_age: str = DEFAULT_MAX_AGE,
     output: str | os.PathLike[str] | None = None,
+    remote: str | None = None,
 ) -> StatusReport:
+    """The verdict on this state dir's backups; with `remote` (else $BACKUPKIT_REMOTE) on its
+    remote copies too: the newest proven copy must be younger than `max_age`, and the last
+    upload must have succeeded."""
     limit = parse_duration(max_age)
+    where = remote_from(remote)
     layout = existing_layout(state_dir)
     dirs: list[Path] = [default_output_dir(layout.state_dir)]
     if output is not None:
@@ -94,6 +103,9 @@ def backup_status(
         if good.last_check is not None and not good.last_check.ok:
             problems.append(f"the last {good.last_check.kind} of the newest good archive failed")
     on_disk = [e for e in cat.own() if e.on_disk]
+    remote_report = remote_status(book, where, limit, max_age) if where is not None else None
+    if remote_report is not None:
+        problems.extend(remote_report.problems)
     return StatusReport(
         state_dir=layout.state_dir,
         ok=not problems,
@@ -105,4 +117,5 @@ def backup_status(
         age_s=age,
         archives=len(on_disk),
         archive_bytes=sum(e.size_bytes or 0 for e in on_disk),
+        remote=remote_report,
     )

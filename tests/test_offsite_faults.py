@@ -1,0 +1,209 @@
+"""Offsite copies when the network and the server misbehave: injected errors, connections cut
+mid-request and mid-reply, a server restarted mid-upload, a backup killed mid-upload. A fault
+proxy (fixtures/faultproxy.py) sits between the CLI and the S3 server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backupkit.offsite.upload import upload_file
+from backupkit.offsite.url import Remote
+from fixtures.faultproxy import FaultProxy
+
+from .conftest import (
+    Bucket,
+    S3Server,
+    StateTree,
+    backup_ok,
+    json_out,
+    make_bucket,
+    run_cli,
+    start_cli,
+)
+
+
+def _is_part(method: str, path: str) -> bool:
+    return method == "PUT" and "partNumber=" in path
+
+
+def _is_object_read(method: str, path: str) -> bool:
+    return method == "GET" and "?" not in path
+
+
+@pytest.fixture
+def proxy(s3_server: S3Server) -> Iterator[FaultProxy]:
+    p = FaultProxy(s3_server.port)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def flaky(s3_server: S3Server, proxy: FaultProxy) -> Bucket:
+    """A bucket reached through the fault proxy (arranged and checked directly)."""
+    return make_bucket(s3_server, endpoint=proxy.endpoint)
+
+
+def _backup_to(state: StateTree, out_dir: Path, bucket: Bucket) -> tuple[int, dict, str]:
+    proc = run_cli(
+        "--state-dir",
+        state.root,
+        "backup",
+        "--output",
+        out_dir,
+        "--to",
+        bucket.url(),
+        "--json",
+        env=bucket.env,
+    )
+    return proc.returncode, json_out(proc), proc.stderr
+
+
+def _remote_bytes(bucket: Bucket, url: str) -> bytes:
+    key = url.removeprefix(f"s3://{bucket.name}/")
+    return bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"].read()
+
+
+def test_error_replies_to_parts_are_retried_and_the_copy_is_proven(
+    state: StateTree, out_dir: Path, flaky: Bucket, proxy: FaultProxy
+) -> None:
+    proxy.fail(_is_part, 2, status=500)
+    code, body, err = _backup_to(state, out_dir, flaky)
+    assert code == 0, err
+    assert proxy.injected == 2
+    assert _remote_bytes(flaky, body["remote"]["url"]) == Path(body["archive"]).read_bytes()
+
+
+def test_a_connection_cut_in_the_middle_of_a_part_is_retried(
+    state: StateTree, out_dir: Path, flaky: Bucket, proxy: FaultProxy
+) -> None:
+    proxy.cut_request(_is_part, 1, after_bytes=2000)
+    code, body, err = _backup_to(state, out_dir, flaky)
+    assert code == 0, err
+    assert proxy.injected == 1
+    assert _remote_bytes(flaky, body["remote"]["url"]) == Path(body["archive"]).read_bytes()
+    assert flaky.unfinished_uploads() == []
+
+
+def test_a_file_of_many_parts_is_proven_part_by_part(
+    tmp_path: Path, flaky: Bucket, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in flaky.env.items():
+        monkeypatch.setenv(name, value)
+    data = os.urandom(19 * 1024 * 1024 + 17)
+    path = tmp_path / "openclaw-backup-20260101T000000Z-0badcafe.tar.zst"
+    path.write_bytes(data)
+    proxy.fail(_is_part, 1)
+    copy = upload_file(path, Remote.parse(flaky.url()))
+    assert copy.checksum is not None and copy.checksum.endswith("-3")
+    assert copy.sha256 == hashlib.sha256(data).hexdigest()
+    assert _remote_bytes(flaky, copy.url) == data
+
+
+def test_a_server_restarted_mid_upload_still_ends_with_one_proven_copy(
+    state: StateTree, out_dir: Path, flaky: Bucket, proxy: FaultProxy, s3_server: S3Server
+) -> None:
+    arrived = proxy.hold(_is_part)
+    proc = start_cli(
+        "--state-dir",
+        state.root,
+        "backup",
+        "--output",
+        out_dir,
+        "--to",
+        flaky.url(),
+        "--json",
+        env=flaky.env,
+    )
+    try:
+        assert arrived.wait(60), "the upload never started"
+        s3_server.stop()
+        s3_server.start()
+        proxy.release()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    body = jsonio_loads(out)
+    assert _remote_bytes(flaky, body["remote"]["url"]) == Path(body["archive"]).read_bytes()
+    assert flaky.unfinished_uploads() == []
+
+
+def test_a_backup_killed_mid_upload_leaves_no_object_and_the_next_run_aborts_its_upload(
+    state: StateTree, out_dir: Path, flaky: Bucket, proxy: FaultProxy
+) -> None:
+    arrived = proxy.hold(_is_part)
+    proc = start_cli(
+        "--state-dir",
+        state.root,
+        "backup",
+        "--output",
+        out_dir,
+        "--to",
+        flaky.url(),
+        env=flaky.env,
+    )
+    try:
+        assert arrived.wait(60), "the upload never started"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proxy.release()
+    killed = sorted(os.listdir(out_dir))
+    assert len(killed) == 1  # the local archive was published before the upload began
+    assert flaky.object_keys() == []
+    assert flaky.unfinished_uploads() == [f"backups/{killed[0]}"]
+
+    code, body, err = _backup_to(state, out_dir, flaky)
+    assert code == 0, err
+    assert flaky.unfinished_uploads() == []
+    assert flaky.object_keys() == [f"backups/{Path(body['archive']).name}"]
+    assert any("aborted 1 unfinished upload" in w for w in body["warnings"])
+
+
+def test_a_download_cut_twice_resumes_where_it_broke(
+    state: StateTree, out_dir: Path, flaky: Bucket, proxy: FaultProxy
+) -> None:
+    archive = backup_ok(state, out_dir)
+    url = f"{flaky.url()}/{archive.name}"
+    pushed = run_cli("--state-dir", state.root, "push", archive, "--to", flaky.url(), env=flaky.env)
+    assert pushed.returncode == 0, pushed.stderr
+    proxy.cut_reply(_is_object_read, 2, after_bytes=3000)
+    proc = run_cli("--state-dir", state.root, "verify", url, "--json", env=flaky.env)
+    assert proc.returncode == 0, proc.stdout
+    assert proxy.injected == 2
+
+
+def test_a_connection_that_keeps_breaking_is_exit_4_and_restore_places_nothing(
+    state: StateTree, out_dir: Path, flaky: Bucket, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    archive = backup_ok(state, out_dir)
+    pushed = run_cli("--state-dir", state.root, "push", archive, "--to", flaky.url(), env=flaky.env)
+    assert pushed.returncode == 0, pushed.stderr
+    # The first reads (the archive's first bytes, its seal) go through; the stream of its
+    # contents breaks after 20 kB, and every attempt to resume it breaks at once.
+    proxy.cut_reply(_is_object_read, 1, after_bytes=20_000, skip=3)
+    proxy.cut_reply(_is_object_read, 1000, after_bytes=0, skip=3)
+    target = tmp_path / "restored"
+    env = {**flaky.env, "AWS_MAX_ATTEMPTS": "1"}
+    proc = run_cli("restore", f"{flaky.url()}/{archive.name}", "--target", target, env=env)
+    assert proc.returncode == 4, proc.stderr
+    assert re.search(r"object store broke \d+ times .*at byte [1-9]", proc.stderr)
+    assert not target.exists() or os.listdir(target) == []
+
+
+def jsonio_loads(text: str) -> dict:
+    from backupkit import jsonio
+
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    result = jsonio.loads(lines[0])
+    assert isinstance(result, dict)
+    return result

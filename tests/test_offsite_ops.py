@@ -1,0 +1,313 @@
+"""Remote copies as monitoring, retention and the ledger see them: list, status, prune with
+--remote, object lock, two state dirs under one prefix, encrypted copies, secrets."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+from fixtures.s3server import SECRET_KEY
+
+from .conftest import (
+    Bucket,
+    S3Server,
+    StateTree,
+    build_state,
+    json_out,
+    make_bucket,
+    run_cli,
+)
+
+
+def _backup_to(state: StateTree, out: Path, bucket: Bucket, *extra: str) -> dict:
+    proc = run_cli(
+        "--state-dir",
+        state.root,
+        "backup",
+        "--output",
+        out,
+        "--to",
+        bucket.url(),
+        "--json",
+        *extra,
+        env=bucket.env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json_out(proc)
+
+
+def _remote_rows(state: StateTree) -> list[tuple[str, str, str]]:
+    conn = sqlite3.connect(state.global_db)
+    try:
+        return conn.execute(
+            "SELECT status, archive_path, manifest_json FROM backup_runs "
+            "WHERE status LIKE 'remote-%' ORDER BY created_at"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def test_the_ledger_records_each_remote_copy_with_its_url_size_and_checksum(
+    state: StateTree, out_dir: Path, bucket: Bucket
+) -> None:
+    body = _backup_to(state, out_dir, bucket)
+    rows = _remote_rows(state)
+    assert [r[0] for r in rows] == ["remote-started", "remote-ok"]
+    assert rows[-1][1] == body["remote"]["url"]
+    recorded = json_out_text(rows[-1][2])
+    assert recorded["size_bytes"] == body["remote"]["size_bytes"]
+    assert recorded["checksum"] == body["remote"]["checksum"]
+    assert recorded["proof"] == "sha256-parts"
+
+
+def test_no_secret_reaches_output_the_ledger_or_the_bucket(
+    state: StateTree, out_dir: Path, bucket: Bucket
+) -> None:
+    proc = run_cli(
+        "-v",
+        "--state-dir",
+        state.root,
+        "backup",
+        "--output",
+        out_dir,
+        "--to",
+        bucket.url(),
+        env=bucket.env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    listed = run_cli("--state-dir", state.root, "list", "--remote", bucket.url(), env=bucket.env)
+    assert SECRET_KEY not in proc.stdout + proc.stderr + listed.stdout + listed.stderr
+    assert SECRET_KEY.encode() not in state.global_db.read_bytes()
+    for key in bucket.object_keys():
+        head = bucket.client.head_object(Bucket=bucket.name, Key=key)
+        assert SECRET_KEY not in str(head["Metadata"])
+
+
+def test_list_shows_each_archive_with_its_remote_copy_beside_it(
+    state: StateTree, out_dir: Path, bucket: Bucket
+) -> None:
+    body = _backup_to(state, out_dir, bucket)
+    proc = run_cli("--state-dir", state.root, "list", "--remote", bucket.url(), env=bucket.env)
+    assert proc.returncode == 0, proc.stderr
+    header, *rows = proc.stdout.splitlines()
+    line = next(ln for ln in rows if body["backup_id"] in ln)
+    assert "REMOTE" in re.split(r"\s{2,}", header)
+    assert line[header.index("REMOTE") :].startswith("proven ")
+    listed = json_out(
+        run_cli(
+            "--state-dir", state.root, "list", "--remote", bucket.url(), "--json", env=bucket.env
+        )
+    )
+    assert [c["backup_id"] for c in listed["remote"]["copies"]] == [body["backup_id"]]
+    assert listed["remote"]["copies"][0]["proven"] is True
+
+
+def test_status_remote_is_ok_for_a_fresh_proven_copy_and_exit_1_when_stale(
+    state: StateTree, out_dir: Path, bucket: Bucket
+) -> None:
+    _backup_to(state, out_dir, bucket)
+    args = ("--state-dir", state.root, "status", "--output", out_dir, "--remote", bucket.url())
+    fresh = run_cli(*args, "--json", env=bucket.env)
+    assert fresh.returncode == 0, fresh.stdout
+    assert json_out(fresh)["remote"]["ok"] is True
+    stale = run_cli(*args, "--max-age", "0s", "--json", env=bucket.env)
+    assert stale.returncode == 1
+    assert "newest proven remote copy is older" in " ".join(json_out(stale)["problems"])
+
+
+def test_status_remote_fails_when_the_last_upload_failed(
+    state: StateTree, out_dir: Path, bucket: Bucket
+) -> None:
+    _backup_to(state, out_dir, bucket)
+    env = {**bucket.env, "AWS_SECRET_ACCESS_KEY": "wrong"}  # ministack checks no signature:
+    env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # so make the next upload fail outright
+    failed = run_cli(
+        "--state-dir", state.root, "backup", "--output", out_dir, "--to", bucket.url(), env=env
+    )
+    assert failed.returncode == 4
+    status = run_cli(
+        "--state-dir",
+        state.root,
+        "status",
+        "--output",
+        out_dir,
+        "--remote",
+        bucket.url(),
+        env=bucket.env,
+    )
+    assert status.returncode == 1
+    assert "last upload" in status.stderr
+
+
+def test_prometheus_output_carries_the_remote_figures(
+    state: StateTree, out_dir: Path, bucket: Bucket, tmp_path: Path
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _backup_to(state, out_dir, bucket)
+    prom = tmp_path / "backupkit.prom"
+    proc = run_cli(
+        "--state-dir",
+        state.root,
+        "status",
+        "--output",
+        out_dir,
+        "--remote",
+        bucket.url(),
+        "--prometheus",
+        prom,
+        env=bucket.env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    samples = {
+        s.name: s
+        for family in text_string_to_metric_families(prom.read_text())
+        for s in family.samples
+    }
+    assert samples["backupkit_remote_status_ok"].value == 1
+    assert samples["backupkit_remote_copies"].value == 1
+    assert samples["backupkit_remote_status_ok"].labels["remote"] == bucket.url()
+
+
+def test_prune_remote_keeps_the_newest_proven_copy_and_deletes_the_rest(
+    state: StateTree, out_dir: Path, bucket: Bucket
+) -> None:
+    ids = [_backup_to(state, out_dir, bucket)["backup_id"] for _ in range(3)]
+    proc = run_cli(
+        "--state-dir",
+        state.root,
+        "prune",
+        "--output",
+        out_dir,
+        "--keep-last",
+        "1",
+        "--remote",
+        bucket.url(),
+        "--json",
+        env=bucket.env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [k.split("-backup-")[1][:25] for k in bucket.object_keys()] == [ids[-1]]
+
+
+def test_prune_remote_never_touches_another_state_dirs_copies_under_the_same_prefix(
+    tmp_path: Path, bucket: Bucket
+) -> None:
+    ours = build_state(tmp_path / "ours")
+    theirs = build_state(tmp_path / "theirs")
+    for _ in range(2):
+        _backup_to(theirs, tmp_path / "their-backups", bucket)
+    mine = [_backup_to(ours, tmp_path / "our-backups", bucket)["backup_id"] for _ in range(2)]
+    before = set(bucket.object_keys())
+    proc = run_cli(
+        "--state-dir",
+        ours.root,
+        "prune",
+        "--output",
+        tmp_path / "our-backups",
+        "--keep-last",
+        "1",
+        "--remote",
+        bucket.url(),
+        env=bucket.env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    gone = before - set(bucket.object_keys())
+    assert len(gone) == 1 and mine[0] in gone.pop()
+    listed = json_out(
+        run_cli(
+            "--state-dir", ours.root, "list", "--remote", bucket.url(), "--json", env=bucket.env
+        )
+    )
+    owners = sorted(c["owner"] for c in listed["remote"]["copies"])
+    assert owners == ["this", "unknown", "unknown"]
+
+
+def test_retention_days_locks_the_copy_and_prune_leaves_it_saying_so(
+    state: StateTree, out_dir: Path, s3_server: S3Server
+) -> None:
+    locked = make_bucket(s3_server, object_lock=True)
+    first = _backup_to(state, out_dir, locked, "--retention-days", "3")
+    assert first["remote"]["locked_until_at"] is not None
+    _backup_to(state, out_dir, locked, "--retention-days", "3")
+    proc = run_cli(
+        "--state-dir",
+        state.root,
+        "prune",
+        "--output",
+        out_dir,
+        "--keep-last",
+        "1",
+        "--remote",
+        locked.url(),
+        "--json",
+        env=locked.env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json_out(proc)["remote"]
+    assert [i["backup_id"] for i in report["locked"]] == [first["backup_id"]]
+    assert "locked until" in report["locked"][0]["why"]
+    assert len(locked.object_keys()) == 2
+    key = locked.object_keys()[0]
+    retention = locked.client.get_object_retention(Bucket=locked.name, Key=key)["Retention"]
+    assert retention["Mode"] == "COMPLIANCE"
+
+
+def test_retention_days_on_a_bucket_without_object_lock_is_refused_with_what_to_do(
+    state: StateTree, out_dir: Path, bucket: Bucket
+) -> None:
+    proc = run_cli(
+        "--state-dir",
+        state.root,
+        "backup",
+        "--output",
+        out_dir,
+        "--to",
+        bucket.url(),
+        "--retention-days",
+        "3",
+        env=bucket.env,
+    )
+    assert proc.returncode == 2
+    assert "Object Lock" in proc.stderr
+    assert bucket.object_keys() == [] and bucket.unfinished_uploads() == []
+
+
+def test_backup_to_with_prune_thins_the_remote_only_after_the_new_copy_is_proven(
+    state: StateTree, out_dir: Path, bucket: Bucket
+) -> None:
+    first = _backup_to(state, out_dir, bucket)
+    newest = _backup_to(state, out_dir, bucket, "--prune", "last=1")
+    assert newest["pruned_remote"] == [first["remote"]["url"]]
+    assert bucket.object_keys() == [f"backups/{Path(newest['archive']).name}"]
+
+
+def test_an_encrypted_archive_goes_offsite_as_its_ciphertext(
+    state: StateTree, out_dir: Path, bucket: Bucket, tmp_path: Path
+) -> None:
+    key = tmp_path / "key.txt"
+    made = run_cli("key", "new", key)
+    assert made.returncode == 0, made.stderr
+    body = _backup_to(state, out_dir, bucket, "--encrypt-to", made.stdout.strip())
+    data = bucket.client.get_object(Bucket=bucket.name, Key=bucket.object_keys()[0])["Body"].read()
+    assert data.startswith(b"age-encryption.org/v1")
+    assert b"manifest.json" not in data and b"SQLite format 3" not in data
+    verified = run_cli(
+        "--state-dir",
+        state.root,
+        "verify",
+        body["remote"]["url"],
+        "--identity",
+        key,
+        env=bucket.env,
+    )
+    assert verified.returncode == 0, verified.stderr
+
+
+def json_out_text(text: str) -> dict:
+    from backupkit import jsonio
+
+    value = jsonio.loads(text)
+    assert isinstance(value, dict)
+    return value
