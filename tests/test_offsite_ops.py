@@ -265,3 +265,18 @@ def test_an_encrypted_archive_goes_offsite_as_its_ciphertext(
         env=bucket.env,
     )
     assert verified.returncode == 0, verified.stderr
+
+
+def test_schedule_carries_the_remote_and_its_lock_into_the_timer(state: StateTree) -> None:
+    proc = run_cli(
+        "--state-dir",
+        state.root,
+        "schedule",
+        "--cron",
+        "--retention-days",
+        "7",
+        env={"BACKUPKIT_REMOTE": "s3://gateway-backups/host-1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--to s3://gateway-backups/host-1" in proc.stdout
+    assert "--retention-days 7" in proc.stdout

@@ -15,6 +15,7 @@ from ..errors import (
     IntegrityError,
 )
 from ..offsite.prune import prune_remote
+from ..offsite.url import remote_from
 from ..ops.prune import prune
 from ..ops.retention import Policy
 from ..ops.schedule import cron_line, systemd_units
@@ -188,6 +189,7 @@ def backup(
     "--wait", type=click.FloatRange(min=0), default=3600, show_default=True, metavar="SECONDS"
 )
 @encrypt_options
+@remote_options
 @click.pass_obj
 def schedule_cmd(
     opts: Options,
@@ -204,6 +206,8 @@ def schedule_cmd(
     wait: float,
     encrypt_to: tuple[str, ...],
     recipients_file: Path | None,
+    to: str | None,
+    retention_days: int | None,
 ) -> None:
     """Print systemd units or a crontab line that run `backup` on a timer."""
     if kind is None:
@@ -226,6 +230,13 @@ def schedule_cmd(
         args += ["--encrypt-to", recipient.strip()]
     if recipients_file is not None:
         args += ["--recipients-file", os.path.abspath(recipients_file)]
+    remote = remote_from(to)  # $BACKUPKIT_REMOTE is written out: the timer has no shell
+    if remote is not None:
+        args += ["--to", remote.url]
+    if retention_days is not None:
+        if remote is None:
+            raise InputError("--retention-days locks a remote copy: give --to s3://BUCKET/PREFIX")
+        args += ["--retention-days", str(retention_days)]
     if kind == "systemd":
         click.echo(
             systemd_units(
