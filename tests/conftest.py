@@ -752,3 +752,26 @@ def make_bucket(
 @pytest.fixture
 def bucket(s3_server: S3Server) -> Bucket:
     return make_bucket(s3_server)
+
+
+def backup_to_args(
+    state: StateTree, out: Path, bucket: Bucket, *extra: str | os.PathLike[str]
+) -> tuple:
+    """`backup` of `state` into `out`, uploaded to `bucket` (its default prefix)."""
+    return ("--state-dir", state.root, "backup", "--output", out, "--to", bucket.url(), *extra)
+
+
+def backup_to(state: StateTree, out: Path, bucket: Bucket, *extra: str) -> dict:
+    """Run `backup --to` and return its JSON, insisting that it succeeded."""
+    proc = run_cli(*backup_to_args(state, out, bucket, "--json", *extra), env=bucket.env)
+    assert proc.returncode == 0, proc.stderr
+    return json_out(proc)
+
+
+def json_text(text: str) -> dict:
+    """One JSON object from text (a ledger column, a process's stdout)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    value = jsonio.loads(lines[0])
+    assert isinstance(value, dict)
+    return value

@@ -13,28 +13,12 @@ from .conftest import (
     S3Server,
     StateTree,
     backup_ok,
+    backup_to,
     json_out,
     live_rows,
     run_cli,
     table_rows,
 )
-
-
-def _backup_to(state: StateTree, out_dir: Path, bucket: Bucket, *extra: str) -> dict:
-    proc = run_cli(
-        "--state-dir",
-        state.root,
-        "backup",
-        "--output",
-        out_dir,
-        "--to",
-        bucket.url(),
-        "--json",
-        *extra,
-        env=bucket.env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json_out(proc)
 
 
 def _object_bytes(bucket: Bucket, key: str) -> bytes:
@@ -50,7 +34,7 @@ def test_the_test_server_listens_on_loopback_only(s3_server: S3Server) -> None:
 def test_backup_to_uploads_the_archive_byte_for_byte(
     state: StateTree, out_dir: Path, bucket: Bucket
 ) -> None:
-    body = _backup_to(state, out_dir, bucket)
+    body = backup_to(state, out_dir, bucket)
     archive = Path(body["archive"])
     assert body["remote"]["ok"] is True
     assert body["remote"]["url"] == f"{bucket.url()}/{archive.name}"
@@ -61,7 +45,7 @@ def test_backup_to_uploads_the_archive_byte_for_byte(
 def test_the_proof_is_the_servers_own_checksum_of_the_parts_sent(
     state: StateTree, out_dir: Path, bucket: Bucket
 ) -> None:
-    body = _backup_to(state, out_dir, bucket)
+    body = backup_to(state, out_dir, bucket)
     data = Path(body["archive"]).read_bytes()
     step = part_size(len(data))
     parts = [hashlib.sha256(data[i : i + step]).digest() for i in range(0, len(data), step)]
@@ -117,7 +101,7 @@ def test_push_refuses_a_local_archive_that_no_longer_matches_its_seal(
 def test_verify_and_show_read_the_archive_straight_from_the_bucket(
     state: StateTree, out_dir: Path, bucket: Bucket
 ) -> None:
-    body = _backup_to(state, out_dir, bucket)
+    body = backup_to(state, out_dir, bucket)
     Path(body["archive"]).unlink()  # nothing local to fall back on
     url = body["remote"]["url"]
     verified = run_cli("--state-dir", state.root, "verify", url, "--json", env=bucket.env)
@@ -131,7 +115,7 @@ def test_verify_and_show_read_the_archive_straight_from_the_bucket(
 def test_restore_from_the_bucket_rebuilds_every_database_in_a_fresh_directory(
     state: StateTree, out_dir: Path, bucket: Bucket, tmp_path: Path
 ) -> None:
-    body = _backup_to(state, out_dir, bucket)
+    body = backup_to(state, out_dir, bucket)
     Path(body["archive"]).unlink()
     target = tmp_path / "new-machine"
     proc = run_cli("restore", body["remote"]["url"], "--target", target, env=bucket.env)

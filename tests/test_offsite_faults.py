@@ -22,7 +22,9 @@ from .conftest import (
     S3Server,
     StateTree,
     backup_ok,
-    json_out,
+    backup_to,
+    backup_to_args,
+    json_text,
     make_bucket,
     run_cli,
     start_cli,
@@ -50,21 +52,6 @@ def flaky(s3_server: S3Server, proxy: FaultProxy) -> Bucket:
     return make_bucket(s3_server, endpoint=proxy.endpoint)
 
 
-def _backup_to(state: StateTree, out_dir: Path, bucket: Bucket) -> tuple[int, dict, str]:
-    proc = run_cli(
-        "--state-dir",
-        state.root,
-        "backup",
-        "--output",
-        out_dir,
-        "--to",
-        bucket.url(),
-        "--json",
-        env=bucket.env,
-    )
-    return proc.returncode, json_out(proc), proc.stderr
-
-
 def _remote_bytes(bucket: Bucket, url: str) -> bytes:
     key = url.removeprefix(f"s3://{bucket.name}/")
     return bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"].read()
@@ -74,8 +61,7 @@ def test_error_replies_to_parts_are_retried_and_the_copy_is_proven(
     state: StateTree, out_dir: Path, flaky: Bucket, proxy: FaultProxy
 ) -> None:
     proxy.fail(_is_part, 2, status=500)
-    code, body, err = _backup_to(state, out_dir, flaky)
-    assert code == 0, err
+    body = backup_to(state, out_dir, flaky)
     assert proxy.injected == 2
     assert _remote_bytes(flaky, body["remote"]["url"]) == Path(body["archive"]).read_bytes()
 
@@ -84,8 +70,7 @@ def test_a_connection_cut_in_the_middle_of_a_part_is_retried(
     state: StateTree, out_dir: Path, flaky: Bucket, proxy: FaultProxy
 ) -> None:
     proxy.cut_request(_is_part, 1, after_bytes=2000)
-    code, body, err = _backup_to(state, out_dir, flaky)
-    assert code == 0, err
+    body = backup_to(state, out_dir, flaky)
     assert proxy.injected == 1
     assert _remote_bytes(flaky, body["remote"]["url"]) == Path(body["archive"]).read_bytes()
     assert flaky.unfinished_uploads() == []
@@ -110,17 +95,7 @@ def test_a_server_restarted_mid_upload_still_ends_with_one_proven_copy(
     state: StateTree, out_dir: Path, flaky: Bucket, proxy: FaultProxy, s3_server: S3Server
 ) -> None:
     arrived = proxy.hold(_is_part)
-    proc = start_cli(
-        "--state-dir",
-        state.root,
-        "backup",
-        "--output",
-        out_dir,
-        "--to",
-        flaky.url(),
-        "--json",
-        env=flaky.env,
-    )
+    proc = start_cli(*backup_to_args(state, out_dir, flaky, "--json"), env=flaky.env)
     try:
         assert arrived.wait(60), "the upload never started"
         s3_server.stop()
@@ -131,7 +106,7 @@ def test_a_server_restarted_mid_upload_still_ends_with_one_proven_copy(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    body = jsonio_loads(out)
+    body = json_text(out)
     assert _remote_bytes(flaky, body["remote"]["url"]) == Path(body["archive"]).read_bytes()
     assert flaky.unfinished_uploads() == []
 
@@ -140,16 +115,7 @@ def test_a_backup_killed_mid_upload_leaves_no_object_and_the_next_run_aborts_its
     state: StateTree, out_dir: Path, flaky: Bucket, proxy: FaultProxy
 ) -> None:
     arrived = proxy.hold(_is_part)
-    proc = start_cli(
-        "--state-dir",
-        state.root,
-        "backup",
-        "--output",
-        out_dir,
-        "--to",
-        flaky.url(),
-        env=flaky.env,
-    )
+    proc = start_cli(*backup_to_args(state, out_dir, flaky), env=flaky.env)
     try:
         assert arrived.wait(60), "the upload never started"
         proc.send_signal(signal.SIGKILL)
@@ -161,8 +127,7 @@ def test_a_backup_killed_mid_upload_leaves_no_object_and_the_next_run_aborts_its
     assert flaky.object_keys() == []
     assert flaky.unfinished_uploads() == [f"backups/{killed[0]}"]
 
-    code, body, err = _backup_to(state, out_dir, flaky)
-    assert code == 0, err
+    body = backup_to(state, out_dir, flaky)
     assert flaky.unfinished_uploads() == []
     assert flaky.object_keys() == [f"backups/{Path(body['archive']).name}"]
     assert any("aborted 1 unfinished upload" in w for w in body["warnings"])
@@ -197,13 +162,3 @@ def test_a_connection_that_keeps_breaking_is_exit_4_and_restore_places_nothing(
     assert proc.returncode == 4, proc.stderr
     assert re.search(r"object store broke \d+ times .*at byte [1-9]", proc.stderr)
     assert not target.exists() or os.listdir(target) == []
-
-
-def jsonio_loads(text: str) -> dict:
-    from backupkit import jsonio
-
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1, text
-    result = jsonio.loads(lines[0])
-    assert isinstance(result, dict)
-    return result

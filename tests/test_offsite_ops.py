@@ -13,28 +13,14 @@ from .conftest import (
     Bucket,
     S3Server,
     StateTree,
+    backup_to,
+    backup_to_args,
     build_state,
     json_out,
+    json_text,
     make_bucket,
     run_cli,
 )
-
-
-def _backup_to(state: StateTree, out: Path, bucket: Bucket, *extra: str) -> dict:
-    proc = run_cli(
-        "--state-dir",
-        state.root,
-        "backup",
-        "--output",
-        out,
-        "--to",
-        bucket.url(),
-        "--json",
-        *extra,
-        env=bucket.env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json_out(proc)
 
 
 def _remote_rows(state: StateTree) -> list[tuple[str, str, str]]:
@@ -51,11 +37,11 @@ def _remote_rows(state: StateTree) -> list[tuple[str, str, str]]:
 def test_the_ledger_records_each_remote_copy_with_its_url_size_and_checksum(
     state: StateTree, out_dir: Path, bucket: Bucket
 ) -> None:
-    body = _backup_to(state, out_dir, bucket)
+    body = backup_to(state, out_dir, bucket)
     rows = _remote_rows(state)
     assert [r[0] for r in rows] == ["remote-started", "remote-ok"]
     assert rows[-1][1] == body["remote"]["url"]
-    recorded = json_out_text(rows[-1][2])
+    recorded = json_text(rows[-1][2])
     assert recorded["size_bytes"] == body["remote"]["size_bytes"]
     assert recorded["checksum"] == body["remote"]["checksum"]
     assert recorded["proof"] == "sha256-parts"
@@ -64,17 +50,7 @@ def test_the_ledger_records_each_remote_copy_with_its_url_size_and_checksum(
 def test_no_secret_reaches_output_the_ledger_or_the_bucket(
     state: StateTree, out_dir: Path, bucket: Bucket
 ) -> None:
-    proc = run_cli(
-        "-v",
-        "--state-dir",
-        state.root,
-        "backup",
-        "--output",
-        out_dir,
-        "--to",
-        bucket.url(),
-        env=bucket.env,
-    )
+    proc = run_cli("-v", *backup_to_args(state, out_dir, bucket), env=bucket.env)
     assert proc.returncode == 0, proc.stderr
     listed = run_cli("--state-dir", state.root, "list", "--remote", bucket.url(), env=bucket.env)
     assert SECRET_KEY not in proc.stdout + proc.stderr + listed.stdout + listed.stderr
@@ -87,7 +63,7 @@ def test_no_secret_reaches_output_the_ledger_or_the_bucket(
 def test_list_shows_each_archive_with_its_remote_copy_beside_it(
     state: StateTree, out_dir: Path, bucket: Bucket
 ) -> None:
-    body = _backup_to(state, out_dir, bucket)
+    body = backup_to(state, out_dir, bucket)
     proc = run_cli("--state-dir", state.root, "list", "--remote", bucket.url(), env=bucket.env)
     assert proc.returncode == 0, proc.stderr
     header, *rows = proc.stdout.splitlines()
@@ -106,7 +82,7 @@ def test_list_shows_each_archive_with_its_remote_copy_beside_it(
 def test_status_remote_is_ok_for_a_fresh_proven_copy_and_exit_1_when_stale(
     state: StateTree, out_dir: Path, bucket: Bucket
 ) -> None:
-    _backup_to(state, out_dir, bucket)
+    backup_to(state, out_dir, bucket)
     args = ("--state-dir", state.root, "status", "--output", out_dir, "--remote", bucket.url())
     fresh = run_cli(*args, "--json", env=bucket.env)
     assert fresh.returncode == 0, fresh.stdout
@@ -119,7 +95,7 @@ def test_status_remote_is_ok_for_a_fresh_proven_copy_and_exit_1_when_stale(
 def test_status_remote_fails_when_the_last_upload_failed(
     state: StateTree, out_dir: Path, bucket: Bucket
 ) -> None:
-    _backup_to(state, out_dir, bucket)
+    backup_to(state, out_dir, bucket)
     env = {**bucket.env, "AWS_SECRET_ACCESS_KEY": "wrong"}  # ministack checks no signature:
     env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # so make the next upload fail outright
     failed = run_cli(
@@ -145,7 +121,7 @@ def test_prometheus_output_carries_the_remote_figures(
 ) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    _backup_to(state, out_dir, bucket)
+    backup_to(state, out_dir, bucket)
     prom = tmp_path / "backupkit.prom"
     proc = run_cli(
         "--state-dir",
@@ -173,7 +149,7 @@ def test_prometheus_output_carries_the_remote_figures(
 def test_prune_remote_keeps_the_newest_proven_copy_and_deletes_the_rest(
     state: StateTree, out_dir: Path, bucket: Bucket
 ) -> None:
-    ids = [_backup_to(state, out_dir, bucket)["backup_id"] for _ in range(3)]
+    ids = [backup_to(state, out_dir, bucket)["backup_id"] for _ in range(3)]
     proc = run_cli(
         "--state-dir",
         state.root,
@@ -197,8 +173,8 @@ def test_prune_remote_never_touches_another_state_dirs_copies_under_the_same_pre
     ours = build_state(tmp_path / "ours")
     theirs = build_state(tmp_path / "theirs")
     for _ in range(2):
-        _backup_to(theirs, tmp_path / "their-backups", bucket)
-    mine = [_backup_to(ours, tmp_path / "our-backups", bucket)["backup_id"] for _ in range(2)]
+        backup_to(theirs, tmp_path / "their-backups", bucket)
+    mine = [backup_to(ours, tmp_path / "our-backups", bucket)["backup_id"] for _ in range(2)]
     before = set(bucket.object_keys())
     proc = run_cli(
         "--state-dir",
@@ -228,9 +204,9 @@ def test_retention_days_locks_the_copy_and_prune_leaves_it_saying_so(
     state: StateTree, out_dir: Path, s3_server: S3Server
 ) -> None:
     locked = make_bucket(s3_server, object_lock=True)
-    first = _backup_to(state, out_dir, locked, "--retention-days", "3")
+    first = backup_to(state, out_dir, locked, "--retention-days", "3")
     assert first["remote"]["locked_until_at"] is not None
-    _backup_to(state, out_dir, locked, "--retention-days", "3")
+    backup_to(state, out_dir, locked, "--retention-days", "3")
     proc = run_cli(
         "--state-dir",
         state.root,
@@ -257,18 +233,7 @@ def test_retention_days_locks_the_copy_and_prune_leaves_it_saying_so(
 def test_retention_days_on_a_bucket_without_object_lock_is_refused_with_what_to_do(
     state: StateTree, out_dir: Path, bucket: Bucket
 ) -> None:
-    proc = run_cli(
-        "--state-dir",
-        state.root,
-        "backup",
-        "--output",
-        out_dir,
-        "--to",
-        bucket.url(),
-        "--retention-days",
-        "3",
-        env=bucket.env,
-    )
+    proc = run_cli(*backup_to_args(state, out_dir, bucket, "--retention-days", "3"), env=bucket.env)
     assert proc.returncode == 2
     assert "Object Lock" in proc.stderr
     assert bucket.object_keys() == [] and bucket.unfinished_uploads() == []
@@ -277,8 +242,8 @@ def test_retention_days_on_a_bucket_without_object_lock_is_refused_with_what_to_
 def test_backup_to_with_prune_thins_the_remote_only_after_the_new_copy_is_proven(
     state: StateTree, out_dir: Path, bucket: Bucket
 ) -> None:
-    first = _backup_to(state, out_dir, bucket)
-    newest = _backup_to(state, out_dir, bucket, "--prune", "last=1")
+    first = backup_to(state, out_dir, bucket)
+    newest = backup_to(state, out_dir, bucket, "--prune", "last=1")
     assert newest["pruned_remote"] == [first["remote"]["url"]]
     assert bucket.object_keys() == [f"backups/{Path(newest['archive']).name}"]
 
@@ -289,7 +254,7 @@ def test_an_encrypted_archive_goes_offsite_as_its_ciphertext(
     key = tmp_path / "key.txt"
     made = run_cli("key", "new", key)
     assert made.returncode == 0, made.stderr
-    body = _backup_to(state, out_dir, bucket, "--encrypt-to", made.stdout.strip())
+    body = backup_to(state, out_dir, bucket, "--encrypt-to", made.stdout.strip())
     data = bucket.client.get_object(Bucket=bucket.name, Key=bucket.object_keys()[0])["Body"].read()
     assert data.startswith(b"age-encryption.org/v1")
     assert b"manifest.json" not in data and b"SQLite format 3" not in data
@@ -305,9 +270,16 @@ def test_an_encrypted_archive_goes_offsite_as_its_ciphertext(
     assert verified.returncode == 0, verified.stderr
 
 
-def json_out_text(text: str) -> dict:
-    from backupkit import jsonio
-
-    value = jsonio.loads(text)
-    assert isinstance(value, dict)
-    return value
+def test_schedule_carries_the_remote_and_its_lock_into_the_timer(state: StateTree) -> None:
+    proc = run_cli(
+        "--state-dir",
+        state.root,
+        "schedule",
+        "--cron",
+        "--retention-days",
+        "7",
+        env={"BACKUPKIT_REMOTE": "s3://gateway-backups/host-1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--to s3://gateway-backups/host-1" in proc.stdout
+    assert "--retention-days 7" in proc.stdout

@@ -16,6 +16,7 @@ from ..errors import (
     OptionError,
 )
 from ..offsite.prune import prune_remote
+from ..offsite.url import remote_from
 from ..ops.prune import prune
 from ..ops.retention import Policy
 from ..ops.schedule import (
@@ -217,6 +218,7 @@ def backup(
     "--wait", type=click.FloatRange(min=0), default=3600, show_default=True, metavar="SECONDS"
 )
 @encrypt_options
+@remote_options
 @json_option
 @click.pass_context
 def schedule_cmd(
@@ -240,6 +242,8 @@ def schedule_cmd(
     wait: float,
     encrypt_to: tuple[str, ...],
     recipients_file: Path | None,
+    to: str | None,
+    retention_days: int | None,
     as_json: bool,
 ) -> None:
     """Print, install or remove systemd units or a crontab entry that run `backup` on a
@@ -343,6 +347,13 @@ def _scheduled_backup_args(p: dict[str, Any]) -> list[str]:
         args += ["--encrypt-to", recipient.strip()]
     if recipients_file is not None:
         args += ["--recipients-file", os.path.abspath(recipients_file)]
+    remote = remote_from(p["to"])  # $BACKUPKIT_REMOTE is written out: the timer has no shell
+    if remote is not None:
+        args += ["--to", remote.url]
+    if p["retention_days"] is not None:
+        if remote is None:
+            raise OptionError("--retention-days locks a remote copy: give --to s3://BUCKET/PREFIX")
+        args += ["--retention-days", str(p["retention_days"])]
     return args
 
 

@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip timing a gateway writer's commits during a backup of the first tree",
     )
     parser.add_argument(
+        "--offsite",
+        action="store_true",
+        help="only time uploads: backupkit push against boto3's upload_file, to a local S3 "
+        "server (2 GiB archive; 200 MiB with --quick, 16 MiB with --smoke)",
+    )
+    parser.add_argument(
         "--bench-dir",
         type=Path,
         default=DEFAULT_BENCH_DIR,
@@ -207,6 +213,12 @@ def _time_per_database(
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_options(argv)
     args, paths = opts.args, opts.paths
+    if args.offsite:
+        from . import offsite
+
+        size_mib = 16 if args.smoke else 200 if args.quick else 2048
+        json_path = args.json or paths.bench / "offsite.json"
+        return offsite.run(paths.bench, size_mib, opts.rounds, json_path)
     specs = trees.sized_specs(opts.sizes, opts.agents)
     per_db_specs = trees.per_database_specs(args.smoke) if args.agents1000 else None
     want_hash = trees.fixture_hash()
