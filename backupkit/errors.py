@@ -45,6 +45,11 @@ class InputError(BackupError):
     exit_code = EXIT_USAGE
 
 
+class OptionError(InputError):
+    """An option that is missing, contradicts another or cannot be parsed. The command line adds
+    the command's own `--help` hint to the message."""
+
+
 class BusyError(BackupError):
     """Another process holds what we need (the backup lock, a live database)."""
 
@@ -65,14 +70,22 @@ _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
-def from_os_error(err: OSError, doing: str) -> EnvironmentFault:
-    """Turn an OSError into a one-line environment error that says what to do."""
+def from_os_error(err: OSError, doing: str, fix: str | None = None) -> EnvironmentFault:
+    """Turn an OSError into a one-line environment error that says what to do: `fix`, when the
+    caller knows better than the generic advice (e.g. which option picks another place)."""
     where = f" ({err.filename})" if err.filename else ""
     if err.errno in _DISK_FULL:
-        return EnvironmentFault(f"disk full while {doing}{where}: free space and run again")
+        return EnvironmentFault(
+            f"disk full while {doing}{where}: {fix or 'free space and run again'}"
+        )
+    if err.errno == errno.EROFS:
+        return EnvironmentFault(
+            f"read-only file system while {doing}{where}: {fix or 'write somewhere else'}"
+        )
     if err.errno in _DENIED:
         return EnvironmentFault(
-            f"permission denied while {doing}{where}: run as the state dir's owner or fix the mode"
+            f"permission denied while {doing}{where}: "
+            f"{fix or 'run as the owner of that path or fix its mode'}"
         )
     reason = err.strerror or str(err)
     return EnvironmentFault(f"I/O error while {doing}{where}: {reason}")

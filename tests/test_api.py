@@ -24,7 +24,7 @@ def test_create_backup_returns_a_typed_result_and_prints_nothing(
     assert result.manifest.reason == "api"
     assert result.verified is True and result.recorded is True
     assert capsys.readouterr() == ("", "")
-    assert {"discover", "capture", "verify", "record"} <= {e.stage for e in events}
+    assert {"discover", "capture", "pack", "read-back", "record"} <= {e.stage for e in events}
 
 
 def test_errors_carry_their_exit_code(tmp_path: Path) -> None:

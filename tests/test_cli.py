@@ -42,7 +42,7 @@ def test_show_prints_the_manifest_readably_and_as_json(state: StateTree, out_dir
     assert manifest["backup_id"] in human.stdout
     assert "retired-agent" in human.stdout
     as_json = run_cli("show", archive, "--json")
-    assert json_out(as_json) == manifest
+    assert json_out(as_json) == {"ok": True, "archive": str(archive), **manifest}
 
 
 def test_show_of_a_missing_or_foreign_file_exits_2(tmp_path: Path) -> None:

@@ -365,7 +365,7 @@ def test_in_place_restore_of_an_encrypted_archive_needs_recipients_for_its_snaps
     recipients.write_text(recipient + "\n", encoding="utf-8")
     proc = run_cli(*base, "--identity", key, "--force", "--recipients-file", recipients, "--json")
     assert proc.returncode == 0, proc.stderr
-    snapshot = Path(json_out(proc)["safety_snapshot"])
+    snapshot = Path(json_out(proc)["safety_archive"])
     assert snapshot.name.endswith(".tar.zst.age")
     assert snapshot.read_bytes().startswith(AGE_MAGIC)
     assert run_cli("verify", snapshot, "--identity", key, "--no-record").returncode == 0

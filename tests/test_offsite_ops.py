@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -65,8 +66,10 @@ def test_list_shows_each_archive_with_its_remote_copy_beside_it(
     body = backup_to(state, out_dir, bucket)
     proc = run_cli("--state-dir", state.root, "list", "--remote", bucket.url(), env=bucket.env)
     assert proc.returncode == 0, proc.stderr
-    line = next(ln for ln in proc.stdout.splitlines() if body["backup_id"] in ln)
-    assert "remote: proven" in line
+    header, *rows = proc.stdout.splitlines()
+    line = next(ln for ln in rows if body["backup_id"] in ln)
+    assert "REMOTE" in re.split(r"\s{2,}", header)
+    assert line[header.index("REMOTE") :].startswith("proven ")
     listed = json_out(
         run_cli(
             "--state-dir", state.root, "list", "--remote", bucket.url(), "--json", env=bucket.env
@@ -202,7 +205,7 @@ def test_retention_days_locks_the_copy_and_prune_leaves_it_saying_so(
 ) -> None:
     locked = make_bucket(s3_server, object_lock=True)
     first = backup_to(state, out_dir, locked, "--retention-days", "3")
-    assert first["remote"]["locked_until"] is not None
+    assert first["remote"]["locked_until_at"] is not None
     backup_to(state, out_dir, locked, "--retention-days", "3")
     proc = run_cli(
         "--state-dir",
@@ -220,7 +223,7 @@ def test_retention_days_locks_the_copy_and_prune_leaves_it_saying_so(
     assert proc.returncode == 0, proc.stderr
     report = json_out(proc)["remote"]
     assert [i["backup_id"] for i in report["locked"]] == [first["backup_id"]]
-    assert any("locked until" in w for w in report["locked"][0]["why"])
+    assert "locked until" in report["locked"][0]["why"]
     assert len(locked.object_keys()) == 2
     key = locked.object_keys()[0]
     retention = locked.client.get_object_retention(Bucket=locked.name, Key=key)["Retention"]

@@ -228,7 +228,7 @@ def test_two_state_dirs_sharing_one_output_dir_never_prune_or_list_each_other(
     assert {owners[p.name] for p in theirs} == {"foreign"}
     assert owners[mine[-1].name] == "this"
     status = json_out(run_cli("--state-dir", a.root, "status", "--output", shared, "--json"))
-    assert status["archives"] == 1
+    assert status["archive_count"] == 1
 
 
 def test_a_registry_path_with_a_nul_byte_is_a_note_not_a_crash(

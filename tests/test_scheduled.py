@@ -54,9 +54,9 @@ def test_prune_dry_run_says_what_it_keeps_and_why_and_deletes_nothing(
     )
     assert proc.returncode == 0, proc.stderr
     report = json_out(proc)
-    assert [i["archive"] for i in report["keep"]] == [str(a) for a in archives[:1:-1]]
-    assert {i["archive"] for i in report["remove"]} == {str(a) for a in archives[:2]}
-    assert all("keep-daily" in i["why"] for i in report["keep"])
+    assert [i["archive"] for i in report["kept"]] == [str(a) for a in archives[:1:-1]]
+    assert {i["archive"] for i in report["removed"]} == {str(a) for a in archives[:2]}
+    assert all("keep-daily" in i["why"] for i in report["kept"])
     assert all(a.exists() for a in archives)
 
 
@@ -86,7 +86,7 @@ def test_prune_never_deletes_the_newest_archive_whose_last_verify_succeeded(
             "--state-dir", small.root, "prune", "--output", out_dir, "--keep-last", "1", "--json"
         )
     )
-    kept = {i["archive"]: i["why"] for i in report["keep"]}
+    kept = {i["archive"]: i["why"] for i in report["kept"]}
     assert "newest verified archive" in kept[str(older)]
     assert older.exists() and newest.exists()
 
@@ -124,8 +124,8 @@ def test_prune_never_touches_a_file_it_did_not_make(small: StateTree, out_dir: P
     )
     assert proc.returncode == 0, proc.stderr
     assert impostor.exists() and other.exists()
-    why = {i["archive"]: i["why"] for i in json_out(proc)["keep"]}
-    assert "not provably this state dir's archive" in why[str(impostor)][0]
+    why = {i["archive"]: i["why"] for i in json_out(proc)["kept"]}
+    assert "not provably this state dir's archive" in why[str(impostor)]
 
 
 def test_prune_refuses_an_empty_policy(small: StateTree, out_dir: Path) -> None:
@@ -162,7 +162,7 @@ def test_list_merges_disk_and_ledger_newest_first_with_flags(
     archives = json_out(proc)["archives"]
     assert [a["created_at"][:10] for a in archives] == ["2026-03-03", "2026-03-02", "2026-03-01"]
     assert archives[0]["in_ledger"] is False
-    assert archives[1]["last_verify"]["ok"] is True
+    assert archives[1]["last_check"]["ok"] is True
     assert archives[2]["on_disk"] is False
     human = run_cli("--state-dir", small.root, "list", "--output", out_dir).stdout
     assert "MISSING" in human and "not in the ledger" in human and "read-back ok" in human

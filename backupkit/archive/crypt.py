@@ -29,7 +29,7 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -518,11 +518,14 @@ def read_header(fh: BinaryIO) -> tuple[list[str], int]:
                 break
 
 
-def ciphertext_defects(path: Path, written: CipherWritten) -> list[str]:
+def ciphertext_defects(
+    path: Path, written: CipherWritten, on_read: Callable[[int], None] | None = None
+) -> list[str]:
     """The backup's proof of an encrypted archive, made without any identity: the file on disk
     is byte for byte the ciphertext that was written (sha256 and size), its age header is well
     formed with one stanza per recipient, and its payload is as long as age makes it for the
-    plaintext that went in. Decrypting it (`verify --identity`) proves the rest."""
+    plaintext that went in. Decrypting it (`verify --identity`) proves the rest. `on_read`
+    hears the bytes read so far."""
     defects: list[str] = []
     digest = hashlib.sha256()
     try:
@@ -537,6 +540,8 @@ def ciphertext_defects(path: Path, written: CipherWritten) -> list[str]:
             while chunk := fh.read(PIPE_BUFFER):
                 digest.update(chunk)
                 size += len(chunk)
+                if on_read is not None:
+                    on_read(size)
     except OSError as err:
         return [str(from_os_error(err, "reading the archive back"))]
     if size != written.size_bytes or digest.digest() != written.sha256:

@@ -117,8 +117,10 @@ class ZstdFrameReader:
         *,
         limit: int | None = None,
         hashed: bool = True,
+        on_read: Callable[[int], None] | None = None,
     ) -> None:
         self._fh = fh
+        self._on_read = on_read  # hears the compressed bytes read so far
         self._hashed = hashed
         self._left = limit  # compressed bytes that belong to the frame (the seal follows)
         self._sealed = limit is not None
@@ -145,6 +147,8 @@ class ZstdFrameReader:
             if self._hashed:
                 self.digest.update(chunk)
             self.compressed_read += len(chunk)
+            if self._on_read is not None:
+                self._on_read(self.compressed_read)
             if not chunk:
                 if not self._dobj.eof:
                     raise IntegrityError("archive is truncated: the zstd frame does not end")
@@ -244,7 +248,10 @@ def is_encrypted_source(src: ArchiveSource) -> bool:
         return True
     if head[:4] != ZSTD_MAGIC:
         what = "an empty file" if not head else "not a zstd or age file"
-        raise InputError(f"{src.label} is not a backupkit archive ({what})")
+        raise InputError(
+            f"{src.label} is not a backupkit archive ({what}): name an archive file "
+            "(see `backupkit list`)"
+        )
     return False
 
 
@@ -294,17 +301,21 @@ def read_seal(src: ArchiveSource) -> tuple[int | None, bytes | None]:
     return size - SEAL_SIZE, tail[len(SEAL_HEADER) :]
 
 
-def read_back(path: Path) -> tuple[int, bytes, bytes | None]:
+def read_back(
+    path: Path, on_read: Callable[[int], None] | None = None
+) -> tuple[int, bytes, bytes | None]:
     """Decode the archive's whole frame without parsing what is inside: zstd checks its content
     checksum at the frame's end. Returns (decoded bytes, sha256 of the compressed bytes before
-    the seal, the sealed sha256 or None)."""
+    the seal, the sealed sha256 or None). `on_read` hears the compressed bytes read so far."""
     src = open_archive_file(path)
     try:
         frame_size, sealed = read_seal(src)
         # Hash the compressed bytes on another core while this one decodes them.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal") as pool:
             digest = pool.submit(_sha256_prefix, src.fileno(), frame_size)
-            stream = ZstdFrameReader(src.stream(frame_size), limit=frame_size, hashed=False)
+            stream = ZstdFrameReader(
+                src.stream(frame_size), limit=frame_size, hashed=False, on_read=on_read
+            )
             stream.drain()
             return stream.position, digest.result(), sealed
     finally:
@@ -330,12 +341,15 @@ def _sha256_prefix(fd: int, size: int | None) -> bytes:
 
 
 def iter_members(
-    archive: ArchiveRef, identities: Identities | None = None
+    archive: ArchiveRef,
+    identities: Identities | None = None,
+    on_read: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile, ZstdFrameReader]]:
     """Yield each tar member in order; after the last, the frame's end and the seal are checked.
-    An encrypted archive needs `identities` (InputError, exit 2, without them)."""
+    An encrypted archive needs `identities` (InputError, exit 2, without them). `on_read` hears
+    the compressed bytes read so far (of the decrypted stream, for an encrypted archive)."""
     with _frame_source(archive, identities) as (fh, frame_size, sealed_of):
-        stream = ZstdFrameReader(fh, limit=frame_size)
+        stream = ZstdFrameReader(fh, limit=frame_size, on_read=on_read)
         members = 0
         try:
             # typeshed wants a full file object; in "r|" mode tarfile only calls read().

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import InputError, from_os_error
+from ..errors import BackupError, InputError, from_os_error
 from ..offsite.url import RemoteObject, is_remote
 
 ArchiveRef = Path | RemoteObject
@@ -66,8 +66,14 @@ class LocalSource:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             os.close(fd)
-            what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-            raise InputError(f"{path} is {what}, not an archive: give an archive file")
+            if stat.S_ISDIR(mode):
+                raise InputError(
+                    f"{path} is a directory, not an archive: name one archive file in it "
+                    f"(see `backupkit list --output {path}`)"
+                )
+            raise InputError(
+                f"{path} is not a regular file, so not an archive: give an archive file"
+            )
         os.set_blocking(fd, True)
         self._fh = open(fd, "rb")  # noqa: SIM115 - closed by close()
 
@@ -94,3 +100,16 @@ def open_source(archive: ArchiveRef) -> ArchiveSource:
 
         return RemoteSource(archive)
     return LocalSource(archive)
+
+
+def archive_size(archive: ArchiveRef) -> int:
+    """Its size in bytes, for a progress total; 0 when it cannot be had (the reader that opens
+    it next says why)."""
+    try:
+        src = open_source(archive)
+    except (BackupError, OSError):
+        return 0
+    try:
+        return src.size()
+    finally:
+        src.close()

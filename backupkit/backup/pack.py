@@ -10,12 +10,13 @@ does a backup.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..archive.manifest import DatabaseEntry, DirectoryEntry, FileEntry, LinkEntry, SkippedEntry
 from ..archive.writer import ArchiveWriter
 from ..errors import EnvironmentFault, from_os_error
-from ..progress import ProgressCallback, emit
+from ..progress import Meter
 from ..state.discover import Inventory
 from .capture import CapturedDatabase
 
@@ -44,9 +45,8 @@ def _lstat(path: os.PathLike[str], packed: PackedTree) -> os.stat_result | None:
         raise from_os_error(err, "reading the state") from err
 
 
-def pack_tree(
-    writer: ArchiveWriter, inv: Inventory, progress: ProgressCallback | None = None
-) -> PackedTree:
+def pack_tree(writer: ArchiveWriter, inv: Inventory, meter: Meter | None = None) -> PackedTree:
+    """Pack directories, links and files; `meter` counts the bytes read, file by file."""
     packed = PackedTree()
     for d in inv.directories:
         if (st := _lstat(d.path, packed)) is None:
@@ -67,20 +67,17 @@ def pack_tree(
                 outside_state_dir=link.outside_state_dir,
             )
         )
-    total = len(inv.files)
-    for i, f in enumerate(inv.files):
-        emit(progress, "pack", i, total, f.archive_path)
-
-        def read_so_far(n: int, name: str = f.archive_path, size: int = f.size_bytes) -> None:
-            emit(progress, "bytes", n, size, name)
-
+    for f in inv.files:
+        on_bytes = _metered(meter, f.archive_path)
         try:
-            written = writer.add_file(
-                f.path, f.archive_path, on_bytes=read_so_far if progress else None
-            )
+            written = writer.add_file(f.path, f.archive_path, on_bytes=on_bytes)
         except FileNotFoundError:
+            if meter is not None:
+                meter.end(f.archive_path, f.size_bytes)
             packed.vanished(f.path)
             continue
+        if meter is not None:
+            meter.end(f.archive_path, f.size_bytes)
         packed.files.append(
             FileEntry(
                 kind=f.kind,
@@ -97,20 +94,41 @@ def pack_tree(
                 f"{os.fspath(f.path)} changed while it was read: kept as read, which may mix "
                 "old and new content"
             )
-    emit(progress, "pack", total, total)
     return packed
 
 
-def pack_database(writer: ArchiveWriter, captured: CapturedDatabase) -> DatabaseEntry | None:
-    """The captured database's entry; None for a raw copy whose file was gone by its turn."""
+def _metered(meter: Meter | None, name: str) -> Callable[[int], None] | None:
+    """The `on_bytes` hook that tells `meter` how far into `name` packing is."""
+    if meter is None or not meter.active:
+        return None
+    meter.begin(name)
+    return lambda n: meter.step(name, n)
+
+
+def pack_database(
+    writer: ArchiveWriter, captured: CapturedDatabase, meter: Meter | None = None
+) -> DatabaseEntry | None:
+    """The captured database's entry; None for a raw copy whose file was gone by its turn.
+    `meter` expected the live database's size: the snapshot's own replaces it."""
+    name = captured.source.archive_path
+    if meter is not None:
+        meter.grow(captured.size_bytes - captured.source.size_bytes)
     try:
         written = writer.add_file(
-            captured.file, captured.source.archive_path, mode=captured.mode, owner=captured.owner
+            captured.file,
+            name,
+            mode=captured.mode,
+            owner=captured.owner,
+            on_bytes=_metered(meter, name),
         )
     except FileNotFoundError:
+        if meter is not None:
+            meter.end(name, captured.size_bytes)
         if captured.captured_as == "snapshot":
             raise  # our own staging file: gone means something removed it under us
         return None
+    if meter is not None:
+        meter.end(name, captured.size_bytes)
     if written.size_bytes != captured.size_bytes and captured.captured_as == "snapshot":
         raise EnvironmentFault(f"snapshot of {captured.source.path} changed while being archived")
     return DatabaseEntry(

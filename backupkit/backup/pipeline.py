@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from ..archive.writer import COMPRESSION_LEVELS, ArchiveWriter, Finished
 from ..errors import (
     EXIT_ENVIRONMENT,
     BackupError,
+    EnvironmentFault,
     InputError,
     IntegrityError,
     from_os_error,
@@ -38,7 +40,7 @@ from ..offsite.push import upload_recorded
 from ..offsite.upload import Expected, RemoteCopy
 from ..offsite.url import Remote, remote_from
 from ..ops import ledger
-from ..progress import ProgressCallback, emit
+from ..progress import Meter, ProgressCallback, emit
 from ..restore.journal import recover
 from ..state.discover import DatabaseSource, discover
 from ..state.layout import StateLayout, existing_layout, resolve_output_dir
@@ -99,6 +101,7 @@ class BackupResult:
             "backup_id": self.backup_id,
             "archive": os.fspath(self.archive),
             "status": self.status,
+            "created_at": self.manifest.created_at,
             "size_bytes": self.size_bytes,
             "input_bytes": self.input_bytes,
             "databases": [
@@ -112,16 +115,18 @@ class BackupResult:
                 }
                 for d in self.manifest.databases
             ],
-            "files": len(self.manifest.files),
-            "skipped": len(self.manifest.skipped),
+            "file_count": len(self.manifest.files),
+            "skipped_count": len(self.manifest.skipped),
             "encrypted": self.manifest.encryption is not None,
-            "recipients": self.manifest.encryption.recipients if self.manifest.encryption else 0,
+            "recipient_count": (
+                self.manifest.encryption.recipients if self.manifest.encryption else 0
+            ),
             "problems": self.problems,
             "warnings": self.warnings,
             "verified": self.verified,
             "recorded": self.recorded,
             "remote": self._remote_dict(),
-            "seconds": round(self.seconds, 3),
+            "elapsed_seconds": round(self.seconds, 3),
         }
 
     def _remote_dict(self) -> dict[str, Any] | None:
@@ -229,12 +234,12 @@ def create_backup(
             raise
         rows = []
         if verify and result.written is not None:
-            emit(progress, "verify", 0, 1, result.archive.name)
-            defects = read_back_defects(result.archive, result.written)
+            meter = Meter(progress, "read-back", result.size_bytes)
+            defects = read_back_defects(result.archive, result.written, meter)
+            meter.finish()
             result.verified = not defects
             result.archive_problems.extend(f"read-back: {d}" for d in defects)
             rows.append(_read_back_row(result, defects))
-            emit(progress, "verify", 1, 1, result.archive.name)
         if result.problems:
             result.status = "failed"
         if not result.ok and not keep_unproven:
@@ -330,9 +335,12 @@ def _ms(when: datetime) -> int:
 class _Captures:
     """Runs captures in a thread pool, at most `window` snapshots in staging at a time."""
 
-    def __init__(self, databases: list[DatabaseSource], stage: Path, workers: int) -> None:
+    def __init__(
+        self, databases: list[DatabaseSource], stage: Path, workers: int, meter: Meter
+    ) -> None:
         self._pending = deque(enumerate(databases))
         self._stage = stage
+        self._meter = meter
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capture")
         # Freeing a large file's blocks takes the file system a while; do it off the packing path.
         self._reaper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unlink")
@@ -344,7 +352,14 @@ class _Captures:
         if self._pending:
             index, source = self._pending.popleft()
             dest = self._stage / f"db-{index:05d}.sqlite"
-            self._running[self._pool.submit(capture_database, source, dest)] = source
+            self._running[self._pool.submit(self._capture, source, dest)] = source
+
+    def _capture(self, source: DatabaseSource, dest: Path) -> CapturedDatabase:
+        self._meter.begin(source.archive_path)
+        try:
+            return capture_database(source, dest)
+        finally:
+            self._meter.end(source.archive_path, source.size_bytes)
 
     def finished(self) -> Iterator[tuple[DatabaseSource, CapturedDatabase | None]]:
         """Each capture as it completes; None for a database that was gone by its turn."""
@@ -375,6 +390,32 @@ def _unlink_quietly(path: Path) -> None:
         path.unlink()
 
 
+_OUTPUT_FIX = "choose another --output (or $BACKUPKIT_DIR), or let this user write there"
+
+
+def _ready_output(out: Path) -> None:
+    """The output directory exists and this user can write into it, or the run stops before
+    it starts, saying which of the two is the problem and what to do."""
+    try:
+        ensure_private_dir(out)
+    except OSError as err:
+        raise from_os_error(err, f"creating the output directory {out}", _OUTPUT_FIX) from err
+    if os.access(out, os.W_OK | os.X_OK):
+        return
+    if os.statvfs(out).f_flag & os.ST_RDONLY:
+        why = "is on a read-only file system"
+    else:
+        why = f"is not writable by this user ({_user_name()})"
+    raise EnvironmentFault(f"output directory {out} {why}: {_OUTPUT_FIX}")
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
 def _run(
     layout: StateLayout,
     final: Path,
@@ -393,10 +434,7 @@ def _run(
     inv = discover(layout, include_workspaces=include_workspaces, excludes=excludes)
     emit(progress, "discover", 1, 1, f"{len(inv.databases)} databases, {len(inv.files)} files")
     out = final.parent
-    try:
-        ensure_private_dir(out)
-    except OSError as err:
-        raise from_os_error(err, "creating the output directory") from err
+    _ready_output(out)
     remove_stale_staging(out)
     problems: list[str] = []
     warnings = list(inv.notes)
@@ -405,19 +443,19 @@ def _run(
         writer = ArchiveWriter(tmp, level=level, recipients=recipients)
         captures: _Captures | None = None
         try:
-            captures = _Captures(inv.databases, stage, workers)
-            tree = pack_tree(writer, inv, progress)
+            capture_meter = Meter(progress, "capture", sum(d.size_bytes for d in inv.databases))
+            pack_meter = Meter(progress, "pack", inv.total_bytes)
+            captures = _Captures(inv.databases, stage, workers, capture_meter)
+            tree = pack_tree(writer, inv, pack_meter)
             warnings.extend(tree.warnings)
             databases: list[DatabaseEntry] = []
-            total = len(inv.databases)
-            done = 0
             for source, captured in captures.finished():
-                done += 1
-                entry = pack_database(writer, captured) if captured is not None else None
+                entry = pack_database(writer, captured, pack_meter) if captured else None
                 if captured is None or entry is None:
+                    if captured is None:
+                        pack_meter.grow(-source.size_bytes)
                     tree.vanished(source.path)
                     warnings.append(tree.warnings[-1])
-                    emit(progress, "capture", done, total, source.archive_path)
                     continue
                 databases.append(entry)
                 captures.release(captured)
@@ -429,7 +467,6 @@ def _run(
                     warnings.extend(
                         f"{captured.source.path}: {finding}" for finding in captured.findings
                     )
-                emit(progress, "capture", done, total, captured.source.archive_path)
             order = {d.archive_path: i for i, d in enumerate(inv.databases)}
             databases.sort(key=lambda d: order[d.archive_path])
             manifest = Manifest(
@@ -454,6 +491,8 @@ def _run(
             )
             writer.add_bytes(MANIFEST_NAME, manifest.to_json_bytes(), mtime=now.timestamp())
             written = writer.finish()
+            capture_meter.finish()
+            pack_meter.finish()
         except BaseException:
             writer.abort()
             raise

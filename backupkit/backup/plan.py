@@ -25,7 +25,7 @@ class BackupPlan:
             "ok": True,
             "dry_run": True,
             "state_dir": os.fspath(self.state_dir),
-            "output": os.fspath(self.output_dir),
+            "output_dir": os.fspath(self.output_dir),
             "databases": [
                 {
                     "role": d.role,
@@ -57,7 +57,7 @@ class BackupPlan:
             ],
             "skipped": [s.model_dump() for s in inv.skipped],
             "notes": list(inv.notes),
-            "total_bytes": inv.total_bytes,
+            "input_bytes": inv.total_bytes,
         }
 
 

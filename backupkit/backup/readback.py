@@ -23,14 +23,17 @@ from ..archive.crypt import ciphertext_defects
 from ..archive.reader import read_back
 from ..archive.writer import Finished
 from ..errors import BackupError, from_os_error
+from ..progress import Meter
 
 
-def read_back_defects(archive: Path, written: Finished) -> list[str]:
-    """What differs between the published file and what was written; [] when they agree."""
+def read_back_defects(archive: Path, written: Finished, meter: Meter | None = None) -> list[str]:
+    """What differs between the published file and what was written; [] when they agree.
+    `meter` hears how far into the archive file the read has come."""
+    on_read = meter.reached if meter is not None and meter.active else None
     if written.cipher is not None:
-        return ciphertext_defects(archive, written.cipher)
+        return ciphertext_defects(archive, written.cipher, on_read)
     try:
-        decoded, digest, sealed = read_back(archive)
+        decoded, digest, sealed = read_back(archive, on_read)
     except BackupError as err:
         return [str(err)]
     except OSError as err:

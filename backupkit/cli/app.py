@@ -8,8 +8,10 @@ one JSON object on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,8 @@ from typing import Any
 import click
 
 from .. import jsonio
-from ..progress import ProgressCallback, ProgressEvent
+from ..progress import ProgressCallback
+from . import examples
 
 log = logging.getLogger("backupkit")
 
@@ -28,46 +31,75 @@ class Options:
     verbose: int
     quiet: bool
 
-    def progress(self) -> ProgressCallback | None:
+    @contextlib.contextmanager
+    def progress(self) -> Iterator[ProgressCallback | None]:
+        """The progress callback for a library call made inside the block: a live display on a
+        terminal, erased when the block ends (so what follows prints on a clean screen); None
+        when stderr is not a terminal or with -q."""
         if self.quiet or not sys.stderr.isatty():
-            return None
-        return _draw_progress
+            yield None
+            return
+        # Imported here: rich is needed only where something is drawn, not by cron or --json.
+        from rich.console import Console
+
+        from .live import LiveProgress
+
+        live = LiveProgress(Console(file=sys.stderr))
+        with live.display:
+            yield live
 
     def note(self, text: str) -> None:
         if not self.quiet:
             click.echo(text, err=True)
 
 
-def _draw_progress(event: ProgressEvent) -> None:
-    total = f"/{event.total}" if event.total else ""
-    line = f"\r\033[K{event.stage} {event.done}{total} {event.detail}"[:200]
-    sys.stderr.write(line)
-    if event.total and event.done >= event.total:
-        sys.stderr.write("\r\033[K")
-    sys.stderr.flush()
+class _Json:
+    """This run's one JSON object: whether it was printed, or the failed report that waits for
+    the error edge to add its exit code and message (docs/json.md, "failure")."""
+
+    printed = False
+    pending: dict[str, Any] | None = None
 
 
-class _Printed:
-    """Whether this run printed its JSON object already: a failure after it adds none."""
-
-    json = False
+def _write_json(obj: dict[str, Any]) -> None:
+    sys.stdout.buffer.write(jsonio.dumps(obj) + b"\n")
+    sys.stdout.flush()
+    _Json.printed = True
 
 
 def json_out(obj: dict[str, Any]) -> None:
-    sys.stdout.buffer.write(jsonio.dumps(obj) + b"\n")
-    sys.stdout.flush()
-    _Printed.json = True
+    """Print the command's JSON object; one that says `"ok": false` is held until the error that
+    follows it is known, so that it goes out once, with `exit_code` and `error`."""
+    if obj.get("ok") is False:
+        _Json.pending = obj
+    else:
+        _write_json(obj)
 
 
-def json_printed() -> bool:
-    return _Printed.json
+def json_failure(exit_code: int, error: str) -> None:
+    """Print the run's failure object: the held report, if any, with the error added."""
+    if _Json.printed:
+        return
+    rest = {k: v for k, v in (_Json.pending or {}).items() if k != "ok"}
+    _Json.pending = None
+    _write_json({"ok": False, "exit_code": exit_code, "error": error, **rest})
 
 
-def reset_printed() -> None:
-    _Printed.json = False
+def json_flush() -> None:
+    """Print a held report of a command that ended without raising."""
+    if _Json.pending is not None and not _Json.printed:
+        _write_json(_Json.pending)
+    _Json.pending = None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def json_reset() -> None:
+    _Json.printed = False
+    _Json.pending = None
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]}, epilog=examples.epilog("backupkit")
+)
 @click.option(
     "--state-dir",
     type=click.Path(path_type=Path),

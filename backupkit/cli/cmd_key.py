@@ -7,16 +7,17 @@ from pathlib import Path
 import click
 
 from ..archive.crypt import new_identity
+from . import examples
 from .app import Options, cli, json_out
 from .options import json_option
 
 
-@cli.group(name="key")
+@cli.group(name="key", epilog=examples.epilog("key"))
 def key_group() -> None:
     """Identities (secret keys) for encrypted archives."""
 
 
-@key_group.command(name="new")
+@key_group.command(name="new", epilog=examples.epilog("key new"))
 @click.argument("file", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False))
 @json_option
 @click.pass_obj

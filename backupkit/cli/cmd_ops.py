@@ -19,7 +19,7 @@ from ..ops.prune import prune
 from ..ops.retention import Policy
 from ..ops.status import DEFAULT_MAX_AGE, backup_status
 from ..state.layout import existing_layout, resolve_output_dir
-from . import render
+from . import examples, render
 from .app import Options, cli, json_out
 from .options import archive_dir_option, json_option, remote_option
 
@@ -36,7 +36,7 @@ def _policy(last: int, hourly: int, daily: int, weekly: int, monthly: int, yearl
     return Policy({k: v for k, v in counts.items() if v})
 
 
-@cli.command(name="prune")
+@cli.command(name="prune", epilog=examples.epilog("prune"))
 @archive_dir_option
 @click.option("--keep-last", type=click.IntRange(min=0), default=0, metavar="N")
 @click.option("--keep-hourly", type=click.IntRange(min=0), default=0, metavar="N")
@@ -101,7 +101,7 @@ def prune_cmd(
         opts.note(render.prune_summary(remote_report))
 
 
-@cli.command(name="list")
+@cli.command(name="list", epilog=examples.epilog("list"))
 @archive_dir_option
 @remote_option
 @json_option
@@ -117,7 +117,7 @@ def list_cmd(opts: Options, output: Path | None, remote: str | None, as_json: bo
     if as_json:
         body = {
             "ok": True,
-            "output": str(out),
+            "output_dir": str(out),
             "archives": [e.to_dict() for e in cat.entries],
             "problems": cat.problems,
         }
@@ -130,23 +130,17 @@ def list_cmd(opts: Options, output: Path | None, remote: str | None, as_json: bo
         json_out(body)
         return
     copies = {e.backup_id: e for e in remote_cat.own()} if remote_cat is not None else None
-    for e in cat.entries:
-        line = render.list_line(e)
-        if copies is not None:
-            line += "  " + render.remote_tag(copies.pop(e.backup_id, None))
-        click.echo(line)
-    if remote_cat is not None:
-        local = {e.backup_id for e in cat.entries}
-        for r in remote_cat.entries:
-            if r.backup_id not in local:
-                click.echo(render.remote_only_line(r))
+    local = {e.backup_id for e in cat.entries}
+    remote_only = [r for r in remote_cat.entries if r.backup_id not in local] if remote_cat else []
+    if cat.entries or remote_only:
+        click.echo("\n".join(render.list_table(cat.entries, copies, remote_only)))
     for problem in cat.problems:
         opts.note(f"backupkit: warning: {problem}")
     if not cat.entries and not (remote_cat and remote_cat.entries):
         opts.note(f"backupkit: no archives in {out}")
 
 
-@cli.command(name="status")
+@cli.command(name="status", epilog=examples.epilog("status"))
 @click.option(
     "--max-age",
     default=DEFAULT_MAX_AGE,

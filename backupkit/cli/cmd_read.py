@@ -7,18 +7,19 @@ from pathlib import Path
 import click
 
 from ..archive.reader import read_manifest
+from ..archive.source import as_ref
 from ..errors import (
     IntegrityError,
 )
 from ..ops.refs import resolve_archive
 from ..restore.run import restore_archive
 from ..verify.verdict import verify_archive
-from . import render
+from . import examples, render
 from .app import Options, cli, json_out
 from .options import encrypt_options, identity_option, json_option
 
 
-@cli.command()
+@cli.command(epilog=examples.epilog("verify"))
 @click.argument("archive", metavar="ARCHIVE")
 @json_option
 @click.option("--no-record", is_flag=True, help="Do not record the result in backup_runs.")
@@ -28,13 +29,15 @@ def verify(
     opts: Options, archive: str, as_json: bool, no_record: bool, identity: Path | None
 ) -> None:
     """Prove an archive restorable; exit 1 on any defect."""
-    report = verify_archive(
-        resolve_archive(archive, opts.state_dir),
-        state_dir=opts.state_dir,
-        record=not no_record,
-        progress=opts.progress(),
-        identity=identity,
-    )
+    path = resolve_archive(archive, opts.state_dir)
+    with opts.progress() as progress:
+        report = verify_archive(
+            path,
+            state_dir=opts.state_dir,
+            record=not no_record,
+            progress=progress,
+            identity=identity,
+        )
     if as_json:
         json_out(report.to_dict())
     else:
@@ -47,7 +50,7 @@ def verify(
         raise IntegrityError(f"archive {report.archive} failed verification: {report.defects[0]}")
 
 
-@cli.command()
+@cli.command(epilog=examples.epilog("restore"))
 @click.argument("archive", metavar="ARCHIVE")
 @click.option(
     "--target",
@@ -104,22 +107,24 @@ def restore(
     as_json: bool,
 ) -> None:
     """Restore an archive into a fresh directory (--target) or over the live state (--in-place)."""
-    report = restore_archive(
-        resolve_archive(archive, opts.state_dir),
-        target=target,
-        in_place=in_place,
-        dry_run=dry_run,
-        agents=list(agents) or None,
-        force=force,
-        state_dir=opts.state_dir,
-        output=output,
-        delete_extra=delete_extra,
-        from_other_state=from_other_state,
-        progress=opts.progress(),
-        identity=identity,
-        encrypt_to=encrypt_to,
-        recipients_file=recipients_file,
-    )
+    path = resolve_archive(archive, opts.state_dir)
+    with opts.progress() as progress:
+        report = restore_archive(
+            path,
+            target=target,
+            in_place=in_place,
+            dry_run=dry_run,
+            agents=list(agents) or None,
+            force=force,
+            state_dir=opts.state_dir,
+            output=output,
+            delete_extra=delete_extra,
+            from_other_state=from_other_state,
+            progress=progress,
+            identity=identity,
+            encrypt_to=encrypt_to,
+            recipients_file=recipients_file,
+        )
     if as_json:
         json_out(report.to_dict())
         return
@@ -137,15 +142,17 @@ def restore(
     click.echo(render.restore_line(report))
 
 
-@cli.command()
+@cli.command(epilog=examples.epilog("show"))
 @click.argument("archive", metavar="ARCHIVE")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as one JSON object.")
 @identity_option
 @click.pass_obj
 def show(opts: Options, archive: str, as_json: bool, identity: Path | None) -> None:
     """Print an archive's manifest, readably."""
-    manifest = read_manifest(resolve_archive(archive, opts.state_dir), identity=identity)
+    path = resolve_archive(archive, opts.state_dir)
+    manifest = read_manifest(path, identity=identity)
     if as_json:
-        json_out(manifest.model_dump(mode="json"))
+        body = manifest.model_dump(mode="json")
+        json_out({"ok": True, "archive": str(as_ref(path)), **body})
     else:
         click.echo(render.describe_manifest(manifest))

@@ -9,12 +9,12 @@ import click
 from ..errors import InputError
 from ..offsite.push import push_archive
 from ..ops.refs import resolve_archive
-from . import render
+from . import examples, render
 from .app import Options, cli, json_out
 from .options import json_option, remote_options, wait_option
 
 
-@cli.command(name="push")
+@cli.command(name="push", epilog=examples.epilog("push"))
 @click.argument("archive")
 @remote_options
 @wait_option
@@ -29,23 +29,19 @@ def push_cmd(
     as_json: bool,
 ) -> None:
     """Upload ARCHIVE (a path, a backup id or `latest`) as PREFIX/<its name>, never over an
-    existing object, and prove the copy before saying so.
-
-    \b
-    Example:
-      backupkit push latest --to s3://my-bucket/gateway-1
-    """
+    existing object, and prove the copy before saying so."""
     ref = resolve_archive(archive, opts.state_dir)
     if not isinstance(ref, Path):
         raise InputError("push uploads a local archive: give a path, a backup id or `latest`")
-    report = push_archive(
-        ref,
-        to,
-        state_dir=opts.state_dir,
-        retention_days=retention_days,
-        wait=wait,
-        progress=opts.progress(),
-    )
+    with opts.progress() as progress:
+        report = push_archive(
+            ref,
+            to,
+            state_dir=opts.state_dir,
+            retention_days=retention_days,
+            wait=wait,
+            progress=progress,
+        )
     for warning in report.warnings:
         opts.note(f"backupkit: warning: {warning}")
     if report.cleaned:

@@ -15,10 +15,11 @@ from ..errors import (
     EXIT_USAGE,
     BackupError,
     EnvironmentFault,
+    OptionError,
     from_os_error,
 )
 from . import cmd_backup, cmd_key, cmd_ops, cmd_read, cmd_remote  # noqa: F401 - registers them
-from .app import cli, json_out, json_printed, reset_printed
+from .app import cli, json_failure, json_flush, json_reset
 
 # Options of the group that people also type after the command (`backup -q`, `list -v`).
 _GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")
@@ -53,13 +54,28 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return moved + head + tail if moved else args
 
 
+def command_path(args: list[str]) -> str:
+    """`backupkit backup`, `backupkit key new`: the command the arguments run, for a help hint."""
+    words = ["backupkit"]
+    group: click.Group = cli
+    for a in args:
+        sub = group.commands.get(a)
+        if sub is None:
+            continue
+        words.append(a)
+        if not isinstance(sub, click.Group):
+            break
+        group = sub
+    return " ".join(words)
+
+
 def _fail(message: str, code: int, verbose: bool, as_json: bool) -> int:
     if verbose:
         traceback.print_exc(file=sys.stderr)
     sys.stderr.write(f"backupkit: error: {message}\n")
     sys.stderr.flush()
-    if as_json and not json_printed():
-        json_out({"ok": False, "exit_code": code, "error": message})
+    if as_json:
+        json_failure(code, message)
     return code
 
 
@@ -73,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args
     )
     as_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
-    reset_printed()
+    json_reset()
     for stream in (sys.stdout, sys.stderr):
         # A file name that is not UTF-8 prints as its own bytes, as ls prints it, not a crash.
         if isinstance(stream, io.TextIOWrapper):
@@ -84,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.UsageError as exc:
-        hint = " (see backupkit --help)"
-        return _fail(exc.format_message().splitlines()[0] + hint, EXIT_USAGE, False, as_json)
+        where = exc.ctx.command_path if exc.ctx is not None else "backupkit"
+        hint = f" (see {where} --help)"
+        said = exc.format_message().splitlines()[0].rstrip(".")
+        return _fail(said + hint, EXIT_USAGE, False, as_json)
     except click.ClickException as exc:
         return _fail(exc.format_message(), EXIT_USAGE, False, as_json)
     except (click.Abort, KeyboardInterrupt):
@@ -96,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             verbose,
             as_json,
         )
+    except OptionError as exc:
+        hint = f" (see {command_path(args)} --help)"
+        return _fail(str(exc) + hint, exc.exit_code, verbose, as_json)
     except BackupError as exc:
         return _fail(str(exc), exc.exit_code, verbose, as_json)
     except OSError as exc:
@@ -109,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             verbose,
             as_json,
         )
+    json_flush()
     return rv if isinstance(rv, int) else 0
 
 

@@ -59,7 +59,8 @@ class RemoteEntry:
             "ledger_status": self.state,
             "sha256": payload.get("sha256"),
             "checksum": payload.get("checksum"),
-            "locked_until": payload.get("locked_until"),
+            # Rows recorded before the key followed docs/json.md say "locked_until".
+            "locked_until_at": payload.get("locked_until_at", payload.get("locked_until")),
             "reason": self.reason,
             "encrypted": self.encrypted,
         }

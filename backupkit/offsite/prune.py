@@ -39,11 +39,11 @@ class RemotePruneReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": True,
-            "remote": self.remote,
+            "url": self.remote,
             "policy": self.policy,
             "dry_run": self.dry_run,
-            "keep": [i.to_dict() for i in self.items if i.keep],
-            "remove": [i.to_dict() for i in self.removed],
+            "kept": [i.to_dict() for i in self.items if i.keep],
+            "removed": [i.to_dict() for i in self.removed],
             "locked": [i.to_dict() for i in self.locked],
             "warnings": self.warnings,
         }

@@ -47,7 +47,7 @@ class PushReport:
             "aborted_uploads": self.cleaned,
             "recorded": self.recorded,
             "warnings": self.warnings,
-            "seconds": round(self.copy.seconds, 3),
+            "elapsed_seconds": round(self.copy.seconds, 3),
         }
 
 

@@ -27,13 +27,13 @@ class RemoteStatus:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "remote": self.remote,
+            "url": self.remote,
             "problems": self.problems,
             "age_seconds": None if self.age_s is None else round(self.age_s, 1),
             "newest_proven": self.newest.to_dict() if self.newest else None,
             "last_upload_status": self.last_upload_status,
-            "copies": self.copies,
-            "copies_bytes": self.bytes,
+            "copy_count": self.copies,
+            "copy_bytes": self.bytes,
         }
 
 

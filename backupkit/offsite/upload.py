@@ -92,7 +92,11 @@ class RemoteCopy:
             "sha256": self.sha256,
             "checksum": self.checksum,
             "proof": self.proof,
-            "locked_until": self.locked_until.isoformat() if self.locked_until else None,
+            "locked_until_at": (
+                self.locked_until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                if self.locked_until
+                else None
+            ),
             "already_there": self.already_there,
         }
 
@@ -121,7 +125,7 @@ class _Progress:
     def add(self, n: int) -> None:
         with self._lock:
             self._done += n
-            emit(self._callback, "upload", self._done, self._total, self._name)
+            emit(self._callback, "upload", self._done, self._total, self._name, unit="bytes")
 
 
 def _head(client: S3Client, obj: RemoteObject) -> dict[str, Any] | None:

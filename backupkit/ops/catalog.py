@@ -72,12 +72,12 @@ class Entry:
             "size_bytes": self.size_bytes,
             "reason": self.reason,
             "status": self.status,
-            "last_verify": None
+            "last_check": None
             if check is None
             else {
                 "kind": check.kind,
                 "ok": check.ok,
-                "at": _iso(check.at),
+                "checked_at": _iso(check.at),
                 "defects": check.defects,
             },
             "on_disk": self.on_disk,

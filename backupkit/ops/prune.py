@@ -38,7 +38,10 @@ class PruneItem:
     why: list[str]
 
     def to_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        # Whether it is kept is said by the list it is in (`kept` or `removed`).
+        # `why` is one sentence, as restore's items give theirs.
+        body = {k: v for k, v in self.__dict__.items() if k != "keep"}
+        return {**body, "why": ", ".join(self.why)}
 
 
 @dataclass
@@ -55,11 +58,12 @@ class PruneReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "output": os.fspath(self.output_dir),
+            "ok": True,
+            "output_dir": os.fspath(self.output_dir),
             "policy": self.policy,
             "dry_run": self.dry_run,
-            "keep": [i.to_dict() for i in self.items if i.keep],
-            "remove": [i.to_dict() for i in self.removed],
+            "kept": [i.to_dict() for i in self.items if i.keep],
+            "removed": [i.to_dict() for i in self.removed],
             "warnings": self.warnings,
         }
 

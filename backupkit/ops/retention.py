@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..errors import InputError
+from ..errors import OptionError
 
 RULES: dict[str, Callable[[datetime], object]] = {
     "hourly": lambda t: (t.year, t.month, t.day, t.hour),
@@ -31,11 +31,11 @@ class Policy:
     def __post_init__(self) -> None:
         for name, n in self.counts.items():
             if name not in ORDER:
-                raise InputError(f"unknown retention rule {name!r}: use {', '.join(ORDER)}")
+                raise OptionError(f"unknown retention rule {name!r}: use {', '.join(ORDER)}")
             if n < 0:
-                raise InputError(f"--keep-{name} must be 0 or more")
+                raise OptionError(f"--keep-{name} must be 0 or more")
         if not any(self.counts.values()):
-            raise InputError(
+            raise OptionError(
                 "an empty retention policy would delete everything: give at least one --keep-* rule"
             )
 
@@ -46,7 +46,7 @@ class Policy:
         for part in text.split(","):
             name, sep, value = part.strip().partition("=")
             if not sep or not value.strip().isdigit():
-                raise InputError(f"bad retention policy {text!r}: write it like daily=7,weekly=4")
+                raise OptionError(f"bad retention policy {text!r}: write it like daily=7,weekly=4")
             counts[name.strip()] = int(value)
         return cls(counts)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import OptionError
 from ..offsite.status import RemoteStatus, remote_status
 from ..offsite.url import remote_from
 from ..state.layout import default_output_dir, existing_layout, resolve_output_dir
@@ -30,7 +30,7 @@ def parse_duration(text: str) -> float:
     """`90m`, `26h`, `2d`, `1w`, `1d12h` → seconds."""
     parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw])", text.strip())
     if not parts or "".join(n + u for n, u in parts) != text.strip():
-        raise InputError(f"bad duration {text!r}: write it like 90m, 26h, 2d or 1w")
+        raise OptionError(f"bad duration {text!r}: write it like 90m, 26h, 2d or 1w")
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
@@ -58,7 +58,7 @@ class StatusReport:
             "last_run_status": self.last_run_status,
             "last_run_id": self.last_run_id,
             "last_good": self.last_good.to_dict() if self.last_good else None,
-            "archives": self.archives,
+            "archive_count": self.archives,
             "archive_bytes": self.archive_bytes,
             "remote": self.remote.to_dict() if self.remote else None,
         }

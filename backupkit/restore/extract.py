@@ -18,9 +18,10 @@ from typing import IO
 
 from ..archive.crypt import Identities
 from ..archive.reader import iter_members
-from ..archive.source import ArchiveRef
+from ..archive.source import ArchiveRef, archive_size
 from ..errors import IntegrityError, from_os_error
 from ..fsutil import write_or_skip_zeros
+from ..progress import Meter, ProgressCallback
 from .place import place_dir, place_link, take_owner
 
 CHUNK = 1 << 20
@@ -70,14 +71,20 @@ def _write_file(src: IO[bytes], place: Placement, name: str) -> None:
 
 
 def extract(
-    archive: ArchiveRef, placements: dict[str, Placement], identities: Identities | None = None
+    archive: ArchiveRef,
+    placements: dict[str, Placement],
+    identities: Identities | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[Path]:
     """Write every placed member; return the paths written, in order (for rollback)."""
     written: list[Path] = []
     links: list[tuple[Placement, int, int]] = []
     seen: set[str] = set()
+    meter = Meter(progress, "restore", archive_size(archive) if progress else 0)
     try:
-        for member, tar, _stream in iter_members(archive, identities):
+        members = iter_members(archive, identities, meter.reached if meter.active else None)
+        for member, tar, stream in members:
+            meter.reached(stream.compressed_read, member.name)
             place = placements.get(member.name)
             if place is None:
                 continue
@@ -105,6 +112,7 @@ def extract(
             place_link(os.fspath(place.path), place.target, place.path)
             take_owner(place.path, uid, gid)
             written.append(place.path)
+        meter.finish()
     except BaseException:
         _remove_written(written)
         raise

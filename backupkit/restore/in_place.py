@@ -280,8 +280,7 @@ def _swap_in(
                 and m.archive_path in report.owners
             ):
                 take_owner(dest, *report.owners[m.archive_path])
-        emit(progress, "extract", 0, len(placements))
-        extract(archive, placements, identities)
+        extract(archive, placements, identities, progress)
         finish_databases(
             report,
             manifest,

@@ -87,7 +87,7 @@ class RestoreReport:
             "dry_run": self.dry_run,
             "counts": self.counts(),
             "items": [i.to_dict() for i in self.items],
-            "safety_snapshot": os.fspath(self.safety_snapshot) if self.safety_snapshot else None,
+            "safety_archive": os.fspath(self.safety_snapshot) if self.safety_snapshot else None,
             "recovered": self.recovered,
             "databases": self.databases,
             "warnings": self.warnings,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..archive.crypt import Identities
 from ..archive.source import ArchiveRef
 from ..errors import IntegrityError
-from ..progress import ProgressCallback, emit
+from ..progress import ProgressCallback
 from ..verify.scan import MemberSink, ScanResult, scan_archive
 
 
@@ -18,7 +18,6 @@ def proven_scan(
     """Scan the archive (keeping its members in `sink`, if given); refuse it on any defect.
     Without a sink the databases are not opened here: each one is checked where it is placed,
     with the same check, after its bytes matched the manifest's sha256 on the way in."""
-    emit(progress, "verify", 0, 1, str(archive))
     result: ScanResult | None
     try:
         result = scan_archive(

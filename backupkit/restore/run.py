@@ -14,7 +14,7 @@ from ..archive.crypt import (
 )
 from ..archive.reader import is_encrypted_archive
 from ..archive.source import ArchiveRef, as_ref
-from ..errors import InputError
+from ..errors import OptionError
 from ..progress import ProgressCallback
 from ..state.layout import existing_layout
 from .in_place import restore_in_place
@@ -48,7 +48,7 @@ def restore_archive(
     $BACKUPKIT_RECIPIENTS_FILE's recipients; restoring an encrypted archive in place with none
     of them is refused (exit 2) rather than writing a plaintext snapshot of an encrypted state."""
     if (target is None) == (not in_place):
-        raise InputError("restore needs exactly one of --target DIR or --in-place")
+        raise OptionError("restore needs exactly one of --target DIR or --in-place")
     # In place, the live state is what is at stake: a missing one is the first thing to say.
     layout = existing_layout(state_dir) if in_place else None
     path = as_ref(archive)
@@ -58,7 +58,7 @@ def restore_archive(
         raise needs_identity(str(path))
     if target is not None:
         if encrypt_to or recipients_file is not None:
-            raise InputError(
+            raise OptionError(
                 "--encrypt-to and --recipients-file are for --in-place (its safety snapshot); "
                 "restore --target takes no snapshot"
             )
@@ -72,7 +72,7 @@ def restore_archive(
         )
     recipients = resolve_recipients(encrypt_to, recipients_file)
     if encrypted and recipients is None and not dry_run:
-        raise InputError(
+        raise OptionError(
             f"archive {path} is encrypted, and so must be the safety snapshot of the live "
             "state taken before it is restored in place: pass --encrypt-to RECIPIENT or "
             f"--recipients-file FILE (or set ${RECIPIENTS_ENV})"

@@ -49,7 +49,9 @@ def restore_to_target(
     identities: Identities | None = None,
 ) -> RestoreReport:
     if target.exists() and not target.is_dir():
-        raise InputError(f"restore target {target} is a file: give a missing or empty directory")
+        raise InputError(
+            f"restore target {target} is a file, not a directory: give a missing or empty directory"
+        )
     if (target / INCOMPLETE_MARK).exists():
         raise InputError(
             f"restore target {target} holds a restore that never finished: remove it and "
@@ -121,7 +123,6 @@ def _restore_whole(
     progress: ProgressCallback | None,
     identities: Identities | None,
 ) -> RestoreReport:
-    emit(progress, "extract", 0, 1, str(archive))
     spool = Spool(target / f".backupkit-restore-{secrets.token_hex(4)}")
     spool.root.mkdir(mode=0o700)
     try:
@@ -131,7 +132,9 @@ def _restore_whole(
         members = select(manifest, None)
         report = _report(archive, target, False, members)
         links = []
-        for m in sorted(members, key=lambda m: m.archive_path.count("/")):
+        ordered = sorted(members, key=lambda m: m.archive_path.count("/"))
+        for i, m in enumerate(ordered):
+            emit(progress, "restore", i, len(ordered), m.archive_path)
             dest = target_destination(m, target)
             if m.kind in ("database", "file"):
                 place_file(m.archive_path, spool.paths[m.archive_path], dest, m.mode)
@@ -157,7 +160,7 @@ def _restore_whole(
     finally:
         spool.close()
         remove_tree(spool.root)
-    emit(progress, "extract", 1, 1, str(archive))
+    emit(progress, "restore", len(members), len(members))
     return report
 
 
@@ -179,7 +182,6 @@ def _extract_selected(
             placements[m.archive_path] = Placement(dest, "symlink", target=m.target)
         else:
             placements[m.archive_path] = Placement(dest, "dir", m.mode)
-    emit(progress, "extract", 0, len(placements))
-    extract(archive, placements, identities)
+    extract(archive, placements, identities, progress)
     finish_databases(report, manifest, members, lambda m: target_destination(m, target), target)
     seal_directories(target, _dir_modes(members, target))

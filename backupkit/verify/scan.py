@@ -23,10 +23,10 @@ from ..archive.format import MANIFEST_NAME
 from ..archive.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from ..archive.policy import member_defect
 from ..archive.reader import iter_members
-from ..archive.source import ArchiveRef
+from ..archive.source import ArchiveRef, archive_size
 from ..errors import EnvironmentFault, IntegrityError, from_os_error
 from ..fsutil import remove_stale_staging, staging_dir, write_all, write_or_skip_zeros
-from ..progress import ProgressCallback, emit
+from ..progress import Meter, ProgressCallback
 from ..sqlite.check import DatabaseCheck
 from ..sqlite.connect import SQLITE_HEADER
 from .checker import Checker
@@ -94,10 +94,13 @@ def _scan(
     defects: list[str] = []
     seen: dict[str, Seen] = {}
     manifest_bytes: bytes | None = None
+    meter = Meter(progress, "verify", archive_size(archive) if progress else 0)
     try:
         stream = None
-        for member, tar, stream in iter_members(archive, identities):  # noqa: B007 - used after
+        members = iter_members(archive, identities, meter.reached if meter.active else None)
+        for member, tar, stream in members:
             name = member.name
+            meter.reached(stream.compressed_read, name)
             bad = member_defect(member)
             if bad:
                 defects.append(bad)
@@ -110,7 +113,6 @@ def _scan(
                     manifest_bytes = _read_manifest_member(tar, member)
                     continue
                 seen[name] = _read_member(tar, member, checker, sink)
-                emit(progress, "verify", len(seen), 0, name)
             elif member.isdir():
                 seen[name] = Seen("dir", mode=member.mode, owner=(member.uid, member.gid))
             else:
@@ -123,6 +125,7 @@ def _scan(
         if manifest.sealed and stream is not None and not stream.sealed:
             defects.append("archive's seal is missing: the file was cut short or altered")
         checks = checker.finish() if checker is not None else {}
+        meter.finish()
     except tarfile.TarError as err:  # raised while reading a member's data in the loop body
         raise IntegrityError(f"archive is damaged: tar says {err}") from err
     finally:

@@ -19,7 +19,7 @@ from typing import Any
 from ..archive.crypt import Identities, resolve_identities
 from ..archive.manifest import Manifest
 from ..archive.reader import is_encrypted_archive
-from ..archive.source import ArchiveRef, as_ref
+from ..archive.source import ArchiveRef, archive_size, as_ref
 from ..errors import IntegrityError
 from ..ops import ledger
 from ..progress import ProgressCallback
@@ -40,19 +40,30 @@ class VerifyReport:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     encrypted: bool = False
+    size_bytes: int | None = None  # the archive file's, when it could be read
+
+    @property
+    def input_bytes(self) -> int:
+        """What the archive restores to: its databases and files, as the manifest sizes them."""
+        m = self.manifest
+        if m is None:
+            return 0
+        return sum(d.size_bytes for d in m.databases) + sum(f.size_bytes for f in m.files)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "archive": str(self.archive),
             "backup_id": self.manifest.backup_id if self.manifest else None,
+            "size_bytes": self.size_bytes,
+            "input_bytes": self.input_bytes if self.manifest else None,
             "defects": self.defects,
             "databases": self.databases,
-            "files_checked": self.files_checked,
+            "member_count": self.files_checked,
             "encrypted": self.encrypted,
             "recorded": self.recorded,
             "warnings": self.warnings,
-            "seconds": round(self.seconds, 3),
+            "elapsed_seconds": round(self.seconds, 3),
         }
 
 
@@ -121,6 +132,7 @@ def verify_archive(
             warnings=source_warnings(result.manifest),
             encrypted=encrypted,
         )
+    report.size_bytes = archive_size(path) or None
     if record:
         record_verify(report, state_dir)
     report.seconds = time.monotonic() - started

@@ -207,7 +207,7 @@ def describe_tree(state: Path, spec: TreeSpec, paths: Paths) -> Tree:
     plan = json.loads(out.stdout)
     databases = plan["databases"]
     global_db = next((Path(d["source_path"]) for d in databases if d["role"] == "global"), None)
-    return Tree(spec, state, databases, int(plan["total_bytes"]), global_db)
+    return Tree(spec, state, databases, int(plan["input_bytes"]), global_db)
 
 
 def ledger_ids(global_db: Path | None) -> set[str] | None:
