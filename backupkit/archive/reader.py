@@ -3,8 +3,8 @@
 The zstd frames are decompressed incrementally so that three things are checked, not assumed:
 each frame's content checksum (zstd checks it at the frame's end), that the last frame ends at
 all (a truncated file must not pass because the tar part happened to look complete), and that
-nothing follows the frames but the seal (see format.py). Extended headers are bounded before tarfile reads them
-into memory, so a small archive cannot claim gigabytes of header.
+nothing follows the frames but the seal (see format.py). Extended headers are bounded before
+tarfile reads them into memory, so a small archive cannot claim gigabytes of header.
 
 An encrypted archive (crypt.py) is read the same way, from the plaintext that age decrypts as it
 goes: that stream cannot be read from its end first, so its seal is split off as it passes.

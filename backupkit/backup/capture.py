@@ -5,6 +5,11 @@ staging file: SQLite reads through the WAL inside one read transaction, so commi
 live only in `-wal` are in the snapshot and the gateway's writers are never blocked by it. The
 snapshot then gets the one database check (sqlite/check.py), whose findings about the source go
 into the manifest.
+
+A WAL database is held still (unchanged.py) from just after its checkpoint to the end of its
+snapshot, so the main file's facts can be recorded for a later backup; given the entry of an
+earlier capture, one whose facts prove the database unchanged is not snapshotted at all
+(`Unchanged`): its earlier member is copied instead (reuse.py).
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..archive.manifest import CapturedAs, Checkpoint, JournalMode, Role
+from ..archive.manifest import CapturedAs, Checkpoint, DatabaseEntry, JournalMode, Role, SourceFacts
 from ..errors import from_os_error, from_sqlite_error, is_database_defect
 from ..sqlite.check import NOT_A_DATABASE, check_database, error_text, source_findings
 from ..sqlite.connect import connect_live, journal_kind
 from ..state.discover import DatabaseSource
+from .unchanged import facts, hold_main_file, proves_unchanged, still_held
 
 # A TRUNCATE checkpoint holds the gateway's writers back while it waits for readers; give up on it
 # quickly and keep the PASSIVE result instead of stalling the gateway.
@@ -46,6 +52,7 @@ class CapturedDatabase:
     mtime: float
     findings: list[str]
     owner: tuple[int, int] = (0, 0)  # uid and gid of the live file
+    source_facts: SourceFacts | None = None  # the main file as held during the snapshot
 
     @property
     def damaged(self) -> bool:
@@ -55,6 +62,15 @@ class CapturedDatabase:
         if self.integrity == NOT_A_DATABASE:
             return self.role in ("global", "agent")
         return self.integrity != "ok"
+
+
+@dataclass
+class Unchanged:
+    """A database proven unchanged since the capture of `earlier`: nothing was snapshotted."""
+
+    source: DatabaseSource
+    earlier: DatabaseEntry
+    checkpoint: Checkpoint | None
 
 
 def _checkpoint(conn: sqlite3.Connection) -> Checkpoint:
@@ -104,8 +120,11 @@ def _raw_capture(source: DatabaseSource, st: os.stat_result, why: str) -> Captur
     )
 
 
-def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
-    """Snapshot `source` into `dest` (which must not exist) and prove the snapshot."""
+def capture_database(
+    source: DatabaseSource, dest: Path, earlier: DatabaseEntry | None = None
+) -> CapturedDatabase | Unchanged:
+    """Snapshot `source` into `dest` (which must not exist) and prove the snapshot; or, given
+    the `earlier` entry of this database, say it is `Unchanged` when that is proven."""
     path = source.path
     try:
         st = os.stat(path)
@@ -121,16 +140,29 @@ def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
         conn = connect_live(path, timeout=READ_WAIT_S)
     except sqlite3.Error as err:
         raise from_sqlite_error(err, "opening", path) from err
+    recorded: SourceFacts | None = None
     try:
         # A rollback-journal database has no WAL to fold in; its writers' locks are waited for
         # by VACUUM INTO's read, with the bounded busy timeout below.
         checkpoint = _checkpoint(conn) if kind == "wal" else None
-        conn.execute(f"PRAGMA busy_timeout={int(READ_WAIT_S * 1000)}")
-        # VACUUM INTO writes its output with this connection's sync setting. The snapshot is a
-        # private temporary file whose bytes end up in an archive that is fsynced as a whole,
-        # so syncing it too only costs time. This connection writes nothing to the live file.
-        conn.execute("PRAGMA synchronous=OFF")
-        conn.execute("VACUUM INTO ?", (os.fspath(dest),))
+        hold = hold_main_file(path) if kind == "wal" else contextlib.nullcontext(None)
+        with hold as held:
+            if (
+                held is not None
+                and earlier is not None
+                and earlier.source is not None
+                and proves_unchanged(held, earlier.source, source)
+            ):
+                return Unchanged(source, earlier, checkpoint)
+            conn.execute(f"PRAGMA busy_timeout={int(READ_WAIT_S * 1000)}")
+            # VACUUM INTO writes its output with this connection's sync setting. The snapshot
+            # is a private temporary file whose bytes end up in an archive that is fsynced as
+            # a whole, so syncing it too only costs time. This connection writes nothing to
+            # the live file.
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("VACUUM INTO ?", (os.fspath(dest),))
+            if held is not None and still_held(path, held):
+                recorded = facts(held, source)
     except sqlite3.Error as err:
         with contextlib.suppress(FileNotFoundError):
             dest.unlink()
@@ -167,4 +199,5 @@ def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
         mtime=st.st_mtime,
         findings=source_findings(check, role=role, agent_id=agent_id) if check.ok else [],
         owner=(st.st_uid, st.st_gid),
+        source_facts=recorded if check.ok else None,
     )

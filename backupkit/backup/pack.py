@@ -101,11 +101,26 @@ def pack_tree(
     return packed
 
 
-def pack_database(writer: ArchiveWriter, captured: CapturedDatabase) -> DatabaseEntry | None:
-    """The captured database's entry; None for a raw copy whose file was gone by its turn."""
+@dataclass(frozen=True)
+class PackedDatabase:
+    """A database member and its entry; `frame` is the index of its own zstd frame (see
+    `ArchiveWriter.frame`), which the entry learns once the frames are written."""
+
+    entry: DatabaseEntry
+    frame: int | None
+    tar_bytes: int
+
+
+def pack_database(writer: ArchiveWriter, captured: CapturedDatabase) -> PackedDatabase | None:
+    """The captured database's member, in a zstd frame of its own so that a later backup can
+    copy it; None for a raw copy whose file was gone by its turn."""
     try:
         written = writer.add_file(
-            captured.file, captured.source.archive_path, mode=captured.mode, owner=captured.owner
+            captured.file,
+            captured.source.archive_path,
+            mode=captured.mode,
+            owner=captured.owner,
+            own_frames=True,
         )
     except FileNotFoundError:
         if captured.captured_as == "snapshot":
@@ -113,7 +128,7 @@ def pack_database(writer: ArchiveWriter, captured: CapturedDatabase) -> Database
         return None
     if written.size_bytes != captured.size_bytes and captured.captured_as == "snapshot":
         raise EnvironmentFault(f"snapshot of {captured.source.path} changed while being archived")
-    return DatabaseEntry(
+    entry = DatabaseEntry(
         role=captured.role,
         agent_id=captured.agent_id,
         schema_version=captured.schema_version,
@@ -128,4 +143,6 @@ def pack_database(writer: ArchiveWriter, captured: CapturedDatabase) -> Database
         mode=captured.mode,
         captured_as=captured.captured_as,
         findings=captured.findings,
+        source=captured.source_facts,
     )
+    return PackedDatabase(entry, written.frame, written.tar_bytes)

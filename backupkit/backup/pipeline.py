@@ -3,6 +3,7 @@
 Captures run in worker threads (sqlite3 releases the GIL inside `VACUUM INTO`) while the main
 thread streams files and finished snapshots into the compressor, so capture hides behind
 compression. At most `workers + 1` snapshots wait in staging at a time, which bounds staging disk.
+A database proven unchanged since the newest good archive is copied from it instead (reuse.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Any, Literal
 from ..archive.crypt import Recipients, resolve_recipients
 from ..archive.format import MANIFEST_NAME, archive_name, new_backup_id
 from ..archive.manifest import (
-    DatabaseEntry,
     Encryption,
     Manifest,
 )
@@ -41,9 +41,10 @@ from ..state.discover import DatabaseSource, discover
 from ..state.layout import StateLayout, existing_layout, resolve_output_dir
 from ..state.lock import state_lock
 from ..version import __version__
-from .capture import CapturedDatabase, capture_database
-from .pack import pack_database, pack_tree
+from .capture import CapturedDatabase, Unchanged, capture_database
+from .pack import PackedDatabase, pack_database, pack_tree
 from .readback import read_back_defects
+from .reuse import EarlierArchive, candidate_for, copy_unchanged, earlier_archive, with_frame
 
 # Reasons whose snapshot exists to be rolled back to: it must be proven, so verify is forced.
 ALWAYS_VERIFIED_REASONS = frozenset({"pre-migration", "pre-restore"})
@@ -104,6 +105,7 @@ class BackupResult:
                     "size_bytes": d.size_bytes,
                     "integrity": d.integrity,
                     "findings": d.findings,
+                    "reused_from": d.reused_from,
                 }
                 for d in self.manifest.databases
             ],
@@ -135,6 +137,7 @@ def create_backup(
     encrypt_to: tuple[str, ...] | list[str] = (),
     recipients_file: str | os.PathLike[str] | None = None,
     recipients: Recipients | None = None,
+    reuse: bool = True,
     _hold_lock: bool = True,
 ) -> BackupResult:
     """Back up a state dir into one archive. Returns the result; raises `BackupError` when no
@@ -149,6 +152,10 @@ def create_backup(
     With `encrypt_to` (public keys), `recipients_file` or `$BACKUPKIT_RECIPIENTS_FILE`, the
     archive is `.tar.zst.age`, age-encrypted to those recipients (docs/encryption.md); only
     public keys are needed, and the read-back then proves the ciphertext on disk.
+
+    With `reuse` (the default), a database proven unchanged since the newest good archive of
+    this state dir has its member copied from that archive, byte for byte (docs/backup.md);
+    `reuse=False` captures every database.
     """
     if compression not in COMPRESSION_LEVELS:
         raise InputError(
@@ -181,6 +188,7 @@ def create_backup(
                 workers=workers or min(2, os.cpu_count() or 1),
                 progress=progress,
                 recipients=keys,
+                reuse=reuse,
             )
         except BaseException as err:
             # Every run leaves a row, whatever went wrong: a bug included, or monitoring
@@ -268,13 +276,22 @@ def _ms(when: datetime) -> int:
 class _Captures:
     """Runs captures in a thread pool, at most `window` snapshots in staging at a time."""
 
-    def __init__(self, databases: list[DatabaseSource], stage: Path, workers: int) -> None:
+    def __init__(
+        self,
+        databases: list[DatabaseSource],
+        stage: Path,
+        workers: int,
+        earlier: EarlierArchive | None,
+    ) -> None:
         self._pending = deque(enumerate(databases))
+        self._next_index = len(databases)
+        self._earlier = earlier
+        self._recapture: set[str] = set()
         self._stage = stage
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capture")
         # Freeing a large file's blocks takes the file system a while; do it off the packing path.
         self._reaper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unlink")
-        self._running: dict[Future[CapturedDatabase], DatabaseSource] = {}
+        self._running: dict[Future[CapturedDatabase | Unchanged], DatabaseSource] = {}
         for _ in range(workers + 1):
             self._submit()
 
@@ -282,16 +299,28 @@ class _Captures:
         if self._pending:
             index, source = self._pending.popleft()
             dest = self._stage / f"db-{index:05d}.sqlite"
-            self._running[self._pool.submit(capture_database, source, dest)] = source
+            earlier = None
+            if source.archive_path not in self._recapture:
+                earlier = candidate_for(self._earlier, source)
+            self._running[self._pool.submit(capture_database, source, dest, earlier)] = source
 
-    def finished(self) -> Iterator[tuple[DatabaseSource, CapturedDatabase | None]]:
+    def recapture(self, source: DatabaseSource) -> None:
+        """Capture in full a database whose earlier member could not be reused after all."""
+        self._recapture.add(source.archive_path)
+        self._pending.appendleft((self._next_index, source))
+        self._next_index += 1
+        self._submit()
+
+    def finished(
+        self,
+    ) -> Iterator[tuple[DatabaseSource, CapturedDatabase | Unchanged | None]]:
         """Each capture as it completes; None for a database that was gone by its turn."""
         while self._running:
             done, _ = wait(self._running, return_when=FIRST_COMPLETED)
             for fut in done:
                 source = self._running.pop(fut)
                 try:
-                    captured: CapturedDatabase | None = fut.result()
+                    captured: CapturedDatabase | Unchanged | None = fut.result()
                 except FileNotFoundError:
                     captured = None
                 self._submit()
@@ -306,6 +335,27 @@ class _Captures:
         self._pending.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._reaper.shutdown(wait=True)
+
+
+def _reuse(
+    writer: ArchiveWriter,
+    earlier: EarlierArchive | None,
+    unchanged: Unchanged,
+    warnings: list[str],
+) -> PackedDatabase | None:
+    """Copy an unchanged database's member from the earlier archive; None (and a warning) when
+    its bytes there are not the ones recorded, so the caller captures it in full."""
+    assert earlier is not None  # only candidates of an earlier archive come back unchanged
+    copied = copy_unchanged(writer, earlier, unchanged)
+    if copied is None:
+        warnings.append(
+            f"{earlier.path}: the member {unchanged.source.archive_path} is not as recorded "
+            "(changed or cut short): captured in full instead"
+        )
+        return None
+    entry, index = copied
+    assert entry.frames is not None
+    return PackedDatabase(entry, index, entry.frames.tar_bytes)
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -326,6 +376,7 @@ def _run(
     workers: int,
     progress: ProgressCallback | None,
     recipients: Recipients | None,
+    reuse: bool,
 ) -> BackupResult:
     emit(progress, "discover", 0, 1, os.fspath(layout.state_dir))
     inv = discover(layout, include_workspaces=include_workspaces, excludes=excludes)
@@ -342,14 +393,25 @@ def _run(
         tmp = stage / (final.name + ".part")
         writer = ArchiveWriter(tmp, level=level, recipients=recipients)
         captures: _Captures | None = None
+        # An encrypted archive takes no copied bytes (reuse.py): it is captured in full.
+        earlier = earlier_archive(layout) if reuse and recipients is None else None
         try:
-            captures = _Captures(inv.databases, stage, workers)
+            captures = _Captures(inv.databases, stage, workers, earlier)
             tree = pack_tree(writer, inv, progress)
             warnings.extend(tree.warnings)
-            databases: list[DatabaseEntry] = []
+            packed: list[PackedDatabase] = []
             total = len(inv.databases)
             done = 0
             for source, captured in captures.finished():
+                if isinstance(captured, Unchanged):
+                    reused = _reuse(writer, earlier, captured, warnings)
+                    if reused is None:
+                        captures.recapture(source)
+                        continue
+                    packed.append(reused)
+                    done += 1
+                    emit(progress, "capture", done, total, source.archive_path)
+                    continue
                 done += 1
                 entry = pack_database(writer, captured) if captured is not None else None
                 if captured is None or entry is None:
@@ -357,7 +419,7 @@ def _run(
                     warnings.append(tree.warnings[-1])
                     emit(progress, "capture", done, total, source.archive_path)
                     continue
-                databases.append(entry)
+                packed.append(entry)
                 captures.release(captured)
                 if captured.damaged:
                     problems.append(
@@ -368,6 +430,7 @@ def _run(
                         f"{captured.source.path}: {finding}" for finding in captured.findings
                     )
                 emit(progress, "capture", done, total, captured.source.archive_path)
+            databases = [with_frame(p.entry, writer.frame(p.frame), p.tar_bytes) for p in packed]
             order = {d.archive_path: i for i, d in enumerate(inv.databases)}
             databases.sort(key=lambda d: order[d.archive_path])
             manifest = Manifest(
@@ -398,6 +461,8 @@ def _run(
         finally:
             if captures is not None:
                 captures.close()
+            if earlier is not None:
+                earlier.close()
         try:
             publish(tmp, final)
         except OSError as err:

@@ -53,6 +53,11 @@ from .options import (
     show_default=True,
     help=COMPRESSION_HELP,
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Capture every database; copy nothing from earlier archives, even what is unchanged.",
+)
 @click.option("--prune", "prune_policy", metavar="POLICY", default=None, help=PRUNE_HELP)
 @encrypt_options
 @json_option
@@ -67,6 +72,7 @@ def backup(
     dry_run: bool,
     wait: float,
     compression: str,
+    full: bool,
     prune_policy: str | None,
     encrypt_to: tuple[str, ...],
     recipients_file: Path | None,
@@ -99,6 +105,7 @@ def backup(
         progress=opts.progress(),
         encrypt_to=encrypt_to,
         recipients_file=recipients_file,
+        reuse=not full,
     )
     for warning in result.warnings:
         opts.note(f"backupkit: warning: {warning}")
