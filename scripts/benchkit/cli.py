@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import breakdown, report, targets, timing, trees, writer_probe
+from . import breakdown, nightly, report, targets, timing, trees, writer_probe
 from .contenders import restore_available
 from .files import remove
 from .machine import code_hash, machine_info
@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also time an encrypted backup (--encrypt-to, age) against the plain one",
     )
     parser.add_argument(
+        "--no-nightly",
+        action="store_true",
+        help="skip issue 18's nightly backups (backupkit --full, then a nightly after 5 %% of "
+        "the agents changed, against the naive pipeline, restic and borg)",
+    )
+    parser.add_argument(
         "--no-writer",
         action="store_true",
         help="skip timing a gateway writer's commits during a backup of the first tree",
@@ -163,6 +169,26 @@ def _time_trees(
             trees.forget_bench_runs(tree.global_db, keep)
         results.append(result)
         out["trees"].append(report.print_tree(result, targets.tree_targets(result.contenders)))
+    return results
+
+
+def _time_nightly(opts: Options, first: trees.Tree, want_hash: str) -> list[dict[str, Any]]:
+    """Issue 18's rounds on the first sized tree and on the many-agent tree."""
+    args = opts.args
+    many_spec = nightly.many_spec(args.quick, args.smoke)
+    many = trees.describe_tree(
+        trees.ensure_tree(many_spec, want_hash, opts.paths), many_spec, opts.paths
+    )
+    results = []
+    for tree, is_many in ((first, False), (many, True)):
+        keep = trees.ledger_ids(tree.global_db)
+        print(f"timing nightly backups on the {tree.spec.label}", flush=True)
+        try:
+            result = nightly.bench_nightly(tree, opts.rounds, opts.paths.scratch / "nightly")
+        finally:
+            trees.forget_bench_runs(tree.global_db, keep)
+        judged = targets.nightly_targets(result, many=is_many)
+        results.append(report.print_nightly(result, judged))
     return results
 
 
@@ -246,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         results = _time_trees(opts, specs, want_hash, with_restore, out)
+        if results and not args.no_nightly:
+            out["nightly"] = _time_nightly(opts, results[0].tree, want_hash)
         if results and not args.no_writer:
             out["writer"] = _time_writer(opts, results[0].tree)
         if args.breakdown and results:
