@@ -84,6 +84,7 @@ class _CompressorThread:
         )
         self._error: BaseException | None = None
         self._pos = 0
+        self._unsynced = False  # anything queued since the last sync
         self._thread = threading.Thread(target=self._run, name="compress", daemon=True)
         self._thread.start()
 
@@ -114,6 +115,7 @@ class _CompressorThread:
         self._raise_if_failed()
         self._queue.put(bytes(data))
         self._pos += len(data)
+        self._unsynced = True
         return len(data)
 
     def tell(self) -> int:
@@ -123,9 +125,14 @@ class _CompressorThread:
         """End the zstd frame here; the next byte starts a new one."""
         self._raise_if_failed()
         self._queue.put(_END_FRAME)
+        self._unsynced = True
 
     def sync(self) -> None:
         """Wait until every byte queued so far is compressed and written to the sink."""
+        if not self._unsynced:
+            self._raise_if_failed()
+            return
+        self._unsynced = False
         done = threading.Event()
         self._queue.put(done)
         while not done.wait(0.5):
@@ -342,7 +349,8 @@ class ArchiveWriter:
         encrypted archive, whose frames are not recorded."""
         if index is None or self._cipher is not None:
             return None
-        self._zstd.sync()
+        if index >= len(self._sealer.frames):
+            self._zstd.sync()
         return self._sealer.frames[index]
 
     def add_frames(self, src: int, frame: Frame, tar_bytes: int) -> int | None:

@@ -26,7 +26,7 @@ from ..errors import from_os_error, from_sqlite_error, is_database_defect
 from ..sqlite.check import NOT_A_DATABASE, check_database, error_text, source_findings
 from ..sqlite.connect import connect_live, journal_kind
 from ..state.discover import DatabaseSource
-from .unchanged import facts, hold_main_file, proves_unchanged, still_held
+from .unchanged import facts, hold_main_file, proves_unchanged, still_held, wal_empty
 
 # A TRUNCATE checkpoint holds the gateway's writers back while it waits for readers; give up on it
 # quickly and keep the PASSIVE result instead of stalling the gateway.
@@ -70,7 +70,6 @@ class Unchanged:
 
     source: DatabaseSource
     earlier: DatabaseEntry
-    checkpoint: Checkpoint | None
 
 
 def _checkpoint(conn: sqlite3.Connection) -> Checkpoint:
@@ -144,16 +143,19 @@ def capture_database(
     try:
         # A rollback-journal database has no WAL to fold in; its writers' locks are waited for
         # by VACUUM INTO's read, with the bounded busy timeout below.
-        checkpoint = _checkpoint(conn) if kind == "wal" else None
+        checkpoint: Checkpoint | None = None
+        if kind == "wal" and earlier is not None and earlier.source is not None:
+            # An empty WAL has nothing to fold in: the proof needs no checkpoint.
+            checkpoint = None if wal_empty(path) else _checkpoint(conn)
+            with hold_main_file(path, conn) as held:
+                if held is not None and proves_unchanged(held, earlier.source, source):
+                    return Unchanged(source, earlier)
+        if kind == "wal" and checkpoint is None:
+            checkpoint = _checkpoint(conn)
+        # The snapshot is read on `conn`, which cannot run VACUUM inside a transaction: the
+        # hold is on a connection of its own.
         hold = hold_main_file(path) if kind == "wal" else contextlib.nullcontext(None)
         with hold as held:
-            if (
-                held is not None
-                and earlier is not None
-                and earlier.source is not None
-                and proves_unchanged(held, earlier.source, source)
-            ):
-                return Unchanged(source, earlier, checkpoint)
             conn.execute(f"PRAGMA busy_timeout={int(READ_WAIT_S * 1000)}")
             # VACUUM INTO writes its output with this connection's sync setting. The snapshot
             # is a private temporary file whose bytes end up in an archive that is fsynced as

@@ -42,10 +42,12 @@ from ..state.layout import StateLayout, existing_layout, resolve_output_dir
 from ..state.lock import state_lock
 from ..version import __version__
 from .capture import CapturedDatabase, Unchanged, capture_database
-from .pack import PackedDatabase, pack_database, pack_tree
+from .pack import PackedDatabase, PackedTree, pack_database, pack_tree
 from .readback import read_back_defects
 from .reuse import EarlierArchive, candidate_for, copy_unchanged, earlier_archive, with_frame
 
+# Unchanged databases copied in one go (see _run): enough to wait for the compressor rarely.
+REUSE_BATCH = 64
 # Reasons whose snapshot exists to be rolled back to: it must be proven, so verify is forced.
 ALWAYS_VERIFIED_REASONS = frozenset({"pre-migration", "pre-restore"})
 
@@ -337,25 +339,83 @@ class _Captures:
         self._reaper.shutdown(wait=True)
 
 
-def _reuse(
+def _pack_databases(
+    writer: ArchiveWriter,
+    captures: _Captures,
+    earlier: EarlierArchive | None,
+    tree: PackedTree,
+    total: int,
+    problems: list[str],
+    warnings: list[str],
+    progress: ProgressCallback | None,
+) -> list[PackedDatabase]:
+    """Every database into the archive as its capture finishes: a snapshot packed, or an
+    unchanged database's member copied from the earlier archive (else captured after all)."""
+    packed: list[PackedDatabase] = []
+    done = 0
+    # Unchanged members are copied in batches: each copy must wait for the compressor to
+    # drain what went before it, so copying many in a row waits once.
+    batch: list[Unchanged] = []
+    while True:
+        for source, captured in captures.finished():
+            if isinstance(captured, Unchanged):
+                batch.append(captured)
+                if len(batch) >= REUSE_BATCH:
+                    done += _reuse_batch(writer, earlier, batch, packed, warnings, captures)
+                    emit(progress, "capture", done, total, source.archive_path)
+                continue
+            done += 1
+            entry = pack_database(writer, captured) if captured is not None else None
+            if captured is None or entry is None:
+                tree.vanished(source.path)
+                warnings.append(tree.warnings[-1])
+            else:
+                packed.append(entry)
+                captures.release(captured)
+                if captured.damaged:
+                    problems.append(
+                        f"database {captured.source.path} fails its check: {captured.integrity}"
+                    )
+                else:
+                    warnings.extend(
+                        f"{captured.source.path}: {finding}" for finding in captured.findings
+                    )
+            emit(progress, "capture", done, total, source.archive_path)
+        if not batch:
+            return packed
+        # Round again, to pack what the databases that could not be copied capture.
+        done += _reuse_batch(writer, earlier, batch, packed, warnings, captures)
+        emit(progress, "capture", done, total)
+
+
+def _reuse_batch(
     writer: ArchiveWriter,
     earlier: EarlierArchive | None,
-    unchanged: Unchanged,
+    batch: list[Unchanged],
+    packed: list[PackedDatabase],
     warnings: list[str],
-) -> PackedDatabase | None:
-    """Copy an unchanged database's member from the earlier archive; None (and a warning) when
-    its bytes there are not the ones recorded, so the caller captures it in full."""
+    captures: _Captures,
+) -> int:
+    """Copy unchanged databases' members from the earlier archive into `packed`, and empty
+    the batch; a database whose bytes there are not the ones recorded gets a warning and is
+    captured in full instead. Returns how many were copied."""
     assert earlier is not None  # only candidates of an earlier archive come back unchanged
-    copied = copy_unchanged(writer, earlier, unchanged)
-    if copied is None:
-        warnings.append(
-            f"{earlier.path}: the member {unchanged.source.archive_path} is not as recorded "
-            "(changed or cut short): captured in full instead"
-        )
-        return None
-    entry, index = copied
-    assert entry.frames is not None
-    return PackedDatabase(entry, index, entry.frames.tar_bytes)
+    copied = 0
+    for unchanged in batch:
+        member = copy_unchanged(writer, earlier, unchanged)
+        if member is None:
+            warnings.append(
+                f"{earlier.path}: the member {unchanged.source.archive_path} is not as recorded "
+                "(changed or cut short): captured in full instead"
+            )
+            captures.recapture(unchanged.source)
+            continue
+        entry, index = member
+        assert entry.frames is not None
+        packed.append(PackedDatabase(entry, index, entry.frames.tar_bytes))
+        copied += 1
+    batch.clear()
+    return copied
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -399,37 +459,9 @@ def _run(
             captures = _Captures(inv.databases, stage, workers, earlier)
             tree = pack_tree(writer, inv, progress)
             warnings.extend(tree.warnings)
-            packed: list[PackedDatabase] = []
-            total = len(inv.databases)
-            done = 0
-            for source, captured in captures.finished():
-                if isinstance(captured, Unchanged):
-                    reused = _reuse(writer, earlier, captured, warnings)
-                    if reused is None:
-                        captures.recapture(source)
-                        continue
-                    packed.append(reused)
-                    done += 1
-                    emit(progress, "capture", done, total, source.archive_path)
-                    continue
-                done += 1
-                entry = pack_database(writer, captured) if captured is not None else None
-                if captured is None or entry is None:
-                    tree.vanished(source.path)
-                    warnings.append(tree.warnings[-1])
-                    emit(progress, "capture", done, total, source.archive_path)
-                    continue
-                packed.append(entry)
-                captures.release(captured)
-                if captured.damaged:
-                    problems.append(
-                        f"database {captured.source.path} fails its check: {captured.integrity}"
-                    )
-                else:
-                    warnings.extend(
-                        f"{captured.source.path}: {finding}" for finding in captured.findings
-                    )
-                emit(progress, "capture", done, total, captured.source.archive_path)
+            packed = _pack_databases(
+                writer, captures, earlier, tree, len(inv.databases), problems, warnings, progress
+            )
             databases = [with_frame(p.entry, writer.frame(p.frame), p.tar_bytes) for p in packed]
             order = {d.archive_path: i for i, d in enumerate(inv.databases)}
             databases.sort(key=lambda d: order[d.archive_path])

@@ -117,9 +117,9 @@ def copy_unchanged(
     index = writer.add_frames(earlier.fd, frame, recorded.tar_bytes)
     if index is None:
         return None
-    reused = entry.model_copy(
-        update={"checkpoint": unchanged.checkpoint, "reused_from": earlier.backup_id}
-    )
+    # The member is the earlier capture's, so is its entry (checkpoint, facts and check
+    # included); only where its frame now is and where it came from are new.
+    reused = entry.model_copy(update={"reused_from": earlier.backup_id})
     return reused, index
 
 

@@ -57,7 +57,8 @@ class MainFile:
         return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _wal_empty(path: Path) -> bool:
+def wal_empty(path: Path) -> bool:
+    """Is the WAL file 0 bytes long, or absent? (No frames, folded in or not.)"""
     try:
         return os.stat(f"{path}-wal").st_size == 0
     except FileNotFoundError:
@@ -65,13 +66,16 @@ def _wal_empty(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def hold_main_file(path: Path) -> Iterator[MainFile | None]:
-    """Hold a read transaction on `path` (a WAL database, just checkpointed); yields its main
-    file's state when the WAL is empty, so that nothing writes the main file until the block
-    ends, else None. Never fails: a database that cannot be held yields None."""
+def hold_main_file(path: Path, conn: sqlite3.Connection | None = None) -> Iterator[MainFile | None]:
+    """Hold a read transaction on `path` (a WAL database, just checkpointed), on `conn` (left
+    open) or a connection of its own; yields its main file's state when the WAL is empty, so
+    that nothing writes the main file until the block ends, else None. Never fails: a
+    database that cannot be held yields None."""
     held: MainFile | None = None
+    own = conn is None
     try:
-        conn = connect_live(path, timeout=0)
+        if conn is None:
+            conn = connect_live(path, timeout=0)
     except sqlite3.Error:
         yield None
         return
@@ -80,7 +84,7 @@ def hold_main_file(path: Path) -> Iterator[MainFile | None]:
             conn.execute("BEGIN")
             conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
             # Checked after the read began: a WAL that is empty now was empty when it began.
-            if _wal_empty(path):
+            if wal_empty(path):
                 held = MainFile.of(path)
         except (sqlite3.Error, OSError):
             held = None
@@ -88,13 +92,14 @@ def hold_main_file(path: Path) -> Iterator[MainFile | None]:
     finally:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
-        conn.close()
+        if own:
+            conn.close()
 
 
 def still_held(path: Path, held: MainFile) -> bool:
     """Inside `hold_main_file`: did no commit land, and is the main file as it was held?"""
     try:
-        return _wal_empty(path) and MainFile.of(path) == held
+        return wal_empty(path) and MainFile.of(path) == held
     except OSError:
         return False
 
