@@ -7,9 +7,10 @@ snapshot then gets the one database check (sqlite/check.py), whose findings abou
 into the manifest.
 
 A WAL database is held still (unchanged.py) from just after its checkpoint to the end of its
-snapshot, so the main file's facts can be recorded for a later backup; given the entry of an
-earlier capture, one whose facts prove the database unchanged is not snapshotted at all
-(`Unchanged`): its earlier member is copied instead (reuse.py).
+snapshot, so the main file's facts can be recorded for a later backup. `prove_unchanged` asks,
+given the entry of an earlier capture, whether those facts prove the database unchanged: then
+it is not snapshotted at all (`Unchanged`), and its earlier member is copied instead
+(reuse.py).
 """
 
 from __future__ import annotations
@@ -119,11 +120,34 @@ def _raw_capture(source: DatabaseSource, st: os.stat_result, why: str) -> Captur
     )
 
 
-def capture_database(
-    source: DatabaseSource, dest: Path, earlier: DatabaseEntry | None = None
-) -> CapturedDatabase | Unchanged:
-    """Snapshot `source` into `dest` (which must not exist) and prove the snapshot; or, given
-    the `earlier` entry of this database, say it is `Unchanged` when that is proven."""
+def prove_unchanged(source: DatabaseSource, earlier: DatabaseEntry) -> Unchanged | None:
+    """`Unchanged` when the live database is proven to be what the capture of `earlier` read
+    (unchanged.py); None when it is not, or cannot be: then it is captured. Writes nothing."""
+    path = source.path
+    if earlier.source is None:
+        return None
+    try:
+        if journal_kind(path) != "wal":
+            return None
+        conn = connect_live(path, timeout=READ_WAIT_S)
+    except (OSError, sqlite3.Error):
+        return None  # the capture meets the same problem, and says what it is
+    try:
+        # An empty WAL has nothing to fold in: the proof needs no checkpoint.
+        if not wal_empty(path):
+            _checkpoint(conn)
+        with hold_main_file(path, conn) as held:
+            if held is not None and proves_unchanged(held, earlier.source, source):
+                return Unchanged(source, earlier)
+    except sqlite3.Error:
+        pass
+    finally:
+        conn.close()
+    return None
+
+
+def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
+    """Snapshot `source` into `dest` (which must not exist) and prove the snapshot."""
     path = source.path
     try:
         st = os.stat(path)
@@ -143,15 +167,7 @@ def capture_database(
     try:
         # A rollback-journal database has no WAL to fold in; its writers' locks are waited for
         # by VACUUM INTO's read, with the bounded busy timeout below.
-        checkpoint: Checkpoint | None = None
-        if kind == "wal" and earlier is not None and earlier.source is not None:
-            # An empty WAL has nothing to fold in: the proof needs no checkpoint.
-            checkpoint = None if wal_empty(path) else _checkpoint(conn)
-            with hold_main_file(path, conn) as held:
-                if held is not None and proves_unchanged(held, earlier.source, source):
-                    return Unchanged(source, earlier)
-        if kind == "wal" and checkpoint is None:
-            checkpoint = _checkpoint(conn)
+        checkpoint = _checkpoint(conn) if kind == "wal" else None
         # The snapshot is read on `conn`, which cannot run VACUUM inside a transaction: the
         # hold is on a connection of its own.
         hold = hold_main_file(path) if kind == "wal" else contextlib.nullcontext(None)

@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from ..archive.crypt import Recipients, resolve_recipients
 from ..archive.format import MANIFEST_NAME, archive_name, new_backup_id
@@ -41,7 +41,7 @@ from ..state.discover import DatabaseSource, discover
 from ..state.layout import StateLayout, existing_layout, resolve_output_dir
 from ..state.lock import state_lock
 from ..version import __version__
-from .capture import CapturedDatabase, Unchanged, capture_database
+from .capture import CapturedDatabase, Unchanged, capture_database, prove_unchanged
 from .pack import PackedDatabase, PackedTree, pack_database, pack_tree
 from .readback import read_back_defects
 from .reuse import EarlierArchive, candidate_for, copy_unchanged, earlier_archive, with_frame
@@ -275,8 +275,16 @@ def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
+# What a capture job comes back with (a Future's type does not widen by itself).
+_Outcome = CapturedDatabase | Unchanged | None
+
+
 class _Captures:
-    """Runs captures in a thread pool, at most `window` snapshots in staging at a time."""
+    """Runs captures in a thread pool, at most `window` snapshots in staging at a time.
+
+    A database the earlier archive holds is first proven unchanged, or not (`prove_unchanged`,
+    which writes nothing to staging, so any number may be in flight); only one that is not
+    proven is queued for a capture."""
 
     def __init__(
         self,
@@ -285,48 +293,63 @@ class _Captures:
         workers: int,
         earlier: EarlierArchive | None,
     ) -> None:
-        self._pending = deque(enumerate(databases))
+        self._pending: deque[tuple[int, DatabaseSource]] = deque()
         self._next_index = len(databases)
-        self._earlier = earlier
-        self._recapture: set[str] = set()
         self._stage = stage
+        self._window = workers + 1
+        self._capturing = 0
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capture")
         # Freeing a large file's blocks takes the file system a while; do it off the packing path.
         self._reaper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unlink")
-        self._running: dict[Future[CapturedDatabase | Unchanged], DatabaseSource] = {}
-        for _ in range(workers + 1):
-            self._submit()
+        self._running: dict[Future[_Outcome], Job] = {}
+        for index, source in enumerate(databases):
+            earlier_entry = candidate_for(earlier, source)
+            if earlier_entry is None:
+                self._pending.append((index, source))
+                continue
+            proof = self._pool.submit(prove_unchanged, source, earlier_entry)
+            self._running[cast("Future[_Outcome]", proof)] = Job(index, source, proof=True)
+        self._submit()
 
     def _submit(self) -> None:
-        if self._pending:
+        while self._pending and self._capturing < self._window:
             index, source = self._pending.popleft()
             dest = self._stage / f"db-{index:05d}.sqlite"
-            earlier = None
-            if source.archive_path not in self._recapture:
-                earlier = candidate_for(self._earlier, source)
-            self._running[self._pool.submit(capture_database, source, dest, earlier)] = source
+            capture = self._pool.submit(capture_database, source, dest)
+            self._running[cast("Future[_Outcome]", capture)] = Job(index, source)
+            self._capturing += 1
 
     def recapture(self, source: DatabaseSource) -> None:
         """Capture in full a database whose earlier member could not be reused after all."""
-        self._recapture.add(source.archive_path)
         self._pending.appendleft((self._next_index, source))
         self._next_index += 1
         self._submit()
 
+    def ready(self) -> bool:
+        """Has a capture or proof finished that `finished` has not handed out yet?"""
+        return any(fut.done() for fut in self._running)
+
     def finished(
         self,
     ) -> Iterator[tuple[DatabaseSource, CapturedDatabase | Unchanged | None]]:
-        """Each capture as it completes; None for a database that was gone by its turn."""
+        """Each capture as it completes, and each database proven unchanged; None for a
+        database that was gone by its turn."""
         while self._running:
             done, _ = wait(self._running, return_when=FIRST_COMPLETED)
             for fut in done:
-                source = self._running.pop(fut)
+                job = self._running.pop(fut)
                 try:
-                    captured: CapturedDatabase | Unchanged | None = fut.result()
+                    captured = fut.result()
                 except FileNotFoundError:
                     captured = None
+                if not job.proof:
+                    self._capturing -= 1
+                elif captured is None:  # not proven unchanged: capture it
+                    self._pending.append((job.index, job.source))
+                    self._submit()
+                    continue
                 self._submit()
-                yield source, captured
+                yield job.source, captured
 
     def release(self, captured: CapturedDatabase) -> None:
         """The snapshot is in the archive: remove it, which bounds staging disk to the window."""
@@ -360,7 +383,8 @@ def _pack_databases(
         for source, captured in captures.finished():
             if isinstance(captured, Unchanged):
                 batch.append(captured)
-                if len(batch) >= REUSE_BATCH:
+                # Copy while nothing else is ready to pack, or once the batch is full.
+                if len(batch) >= REUSE_BATCH or not captures.ready():
                     done += _reuse_batch(writer, earlier, batch, packed, warnings, captures)
                     emit(progress, "capture", done, total, source.archive_path)
                 continue
@@ -416,6 +440,13 @@ def _reuse_batch(
         copied += 1
     batch.clear()
     return copied
+
+
+@dataclass(frozen=True)
+class Job:
+    index: int  # the database's place in discovery's order: names its staging file
+    source: DatabaseSource
+    proof: bool = False  # a proof that it is unchanged, not a capture
 
 
 def _unlink_quietly(path: Path) -> None:
