@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,8 @@ def change_agents(tree: Tree, round_no: int) -> int:
     for db in chosen:
         conn = sqlite3.connect(db, timeout=30)
         try:
-            tag = f"bench-{round_no}-{rng.getrandbits(32):08x}"
+            # Unique across runs: the rows of earlier runs stay in the cached tree.
+            tag = f"bench-{secrets.token_hex(8)}"
             rows = [(f"{tag}-{i}", "x" * ROW_BYTES, round_no) for i in range(ROWS_PER_CHANGE)]
             conn.executemany("INSERT INTO session_entries VALUES (?, ?, ?)", rows)
             conn.execute(
