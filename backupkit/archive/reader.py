@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import os
 import stat
 import tarfile
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,7 +40,6 @@ from .format import (
     SEAL_MAGIC,
     SEAL_SIZE,
     ZSTD_MAGIC,
-    Frame,
     Seal,
     frames_digest,
     is_seal_prefix,
@@ -362,73 +359,6 @@ def read_seal(fh: BinaryIO) -> tuple[int | None, Seal | None]:
     if seal is None:
         raise IntegrityError("archive has trailing data after its zstd frame (a damaged seal?)")
     return size - SEAL_SIZE, seal
-
-
-def read_back(
-    path: Path, frames: Sequence[Frame], copied: Collection[int]
-) -> tuple[int, list[bytes], Seal | None]:
-    """Decode the frames an archive was written as, without parsing what is inside (zstd
-    checks each frame's content checksum), except those at the indexes in `copied`, whose
-    bytes were proven where they were copied in. Returns (decoded bytes, each frame's sha256
-    as on disk, the copied ones as recorded, the seal or None)."""
-    fh = open_archive_file(path)
-    with fh:
-        frame_size, seal = read_seal(fh)
-        end = frames[-1].offset + frames[-1].length if frames else 0
-        starts = [f.offset for f in frames[:1]] == [0] and all(
-            f.offset == p.offset + p.length for p, f in itertools.pairwise(frames)
-        )
-        if frame_size != end or not starts:
-            raise IntegrityError(
-                "archive on disk is truncated or altered: its frames and seal are not where "
-                "they were written"
-            )
-        fresh = [i for i in range(len(frames)) if i not in copied]
-        # Hash the compressed bytes on another core while this one decodes them.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal") as pool:
-            hashed = pool.map(lambda i: _sha256_range(fh.fileno(), frames[i]), fresh)
-            decoded = 0
-            for start, length in _runs(frames, fresh):
-                fh.seek(start)
-                stream = ZstdFrameReader(fh, limit=length, hashed=False)
-                stream.drain()
-                decoded += stream.position
-            digests = [f.sha256 for f in frames]
-            for i, digest in zip(fresh, hashed, strict=True):
-                digests[i] = digest
-        return decoded, digests, seal
-
-
-def _runs(frames: Sequence[Frame], indexes: list[int]) -> Iterator[tuple[int, int]]:
-    """(offset, length) of each run of consecutive frames among `indexes`."""
-    run: tuple[int, int] | None = None
-    for i in indexes:
-        f = frames[i]
-        if run is not None and run[0] + run[1] == f.offset:
-            run = (run[0], run[1] + f.length)
-            continue
-        if run is not None:
-            yield run
-        run = (f.offset, f.length)
-    if run is not None:
-        yield run
-
-
-def _sha256_range(fd: int, frame: Frame) -> bytes:
-    """sha256 of one frame of an open file, read with pread so it shares the descriptor, and
-    so the file, that the decoder reads."""
-    digest = hashlib.sha256()
-    offset, end = frame.offset, frame.offset + frame.length
-    try:
-        while offset < end:
-            chunk = os.pread(fd, min(READ_CHUNK, end - offset), offset)
-            if not chunk:
-                raise IntegrityError("archive is truncated: a frame is cut short on disk")
-            digest.update(chunk)
-            offset += len(chunk)
-    except OSError as err:
-        raise from_os_error(err, "reading the archive back") from err
-    return digest.digest()
 
 
 def iter_members(

@@ -21,13 +21,18 @@ went in; `verify --identity` decrypts it and makes the full pass.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import os
+from collections.abc import Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..archive.crypt import ciphertext_defects
-from ..archive.format import frames_digest
-from ..archive.reader import read_back
+from ..archive.format import Frame, Seal, frames_digest
+from ..archive.reader import READ_CHUNK, ZstdFrameReader, open_archive_file, read_seal
 from ..archive.writer import Finished
-from ..errors import BackupError, from_os_error
+from ..errors import BackupError, IntegrityError, from_os_error
 
 
 def read_back_defects(archive: Path, written: Finished) -> list[str]:
@@ -35,7 +40,7 @@ def read_back_defects(archive: Path, written: Finished) -> list[str]:
     if written.cipher is not None:
         return ciphertext_defects(archive, written.cipher)
     try:
-        decoded, digests, seal = read_back(archive, written.frames, written.copied)
+        decoded, digests, seal = _read_back(archive, written.frames, written.copied)
     except BackupError as err:
         return [str(err)]
     except OSError as err:
@@ -52,3 +57,70 @@ def read_back_defects(archive: Path, written: Finished) -> list[str]:
     if decoded != written.stream_bytes:
         return [f"archive decodes to {decoded} bytes, but {written.stream_bytes} were written"]
     return []
+
+
+def _read_back(
+    path: Path, frames: Sequence[Frame], copied: Collection[int]
+) -> tuple[int, list[bytes], Seal | None]:
+    """Decode the frames an archive was written as, without parsing what is inside (zstd
+    checks each frame's content checksum), except those at the indexes in `copied`, whose
+    bytes were proven where they were copied in. Returns (decoded bytes, each frame's sha256
+    as on disk, the copied ones as recorded, the seal or None)."""
+    fh = open_archive_file(path)
+    with fh:
+        frame_size, seal = read_seal(fh)
+        end = frames[-1].offset + frames[-1].length if frames else 0
+        starts = [f.offset for f in frames[:1]] == [0] and all(
+            f.offset == p.offset + p.length for p, f in itertools.pairwise(frames)
+        )
+        if frame_size != end or not starts:
+            raise IntegrityError(
+                "archive on disk is truncated or altered: its frames and seal are not where "
+                "they were written"
+            )
+        fresh = [i for i in range(len(frames)) if i not in copied]
+        # Hash the compressed bytes on another core while this one decodes them.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal") as pool:
+            hashed = pool.map(lambda i: _sha256_range(fh.fileno(), frames[i]), fresh)
+            decoded = 0
+            for start, length in _runs(frames, fresh):
+                fh.seek(start)
+                stream = ZstdFrameReader(fh, limit=length, hashed=False)
+                stream.drain()
+                decoded += stream.position
+            digests = [f.sha256 for f in frames]
+            for i, digest in zip(fresh, hashed, strict=True):
+                digests[i] = digest
+        return decoded, digests, seal
+
+
+def _runs(frames: Sequence[Frame], indexes: list[int]) -> Iterator[tuple[int, int]]:
+    """(offset, length) of each run of consecutive frames among `indexes`."""
+    run: tuple[int, int] | None = None
+    for i in indexes:
+        f = frames[i]
+        if run is not None and run[0] + run[1] == f.offset:
+            run = (run[0], run[1] + f.length)
+            continue
+        if run is not None:
+            yield run
+        run = (f.offset, f.length)
+    if run is not None:
+        yield run
+
+
+def _sha256_range(fd: int, frame: Frame) -> bytes:
+    """sha256 of one frame of an open file, read with pread so it shares the descriptor, and
+    so the file, that the decoder reads."""
+    digest = hashlib.sha256()
+    offset, end = frame.offset, frame.offset + frame.length
+    try:
+        while offset < end:
+            chunk = os.pread(fd, min(READ_CHUNK, end - offset), offset)
+            if not chunk:
+                raise IntegrityError("archive is truncated: a frame is cut short on disk")
+            digest.update(chunk)
+            offset += len(chunk)
+    except OSError as err:
+        raise from_os_error(err, "reading the archive back") from err
+    return digest.digest()
