@@ -258,6 +258,17 @@ def test_nothing_is_reused_from_an_encrypted_archive(
     assert set(_reused(nightly).values()) == {None}
 
 
+def test_a_plain_nightly_after_an_encrypted_backup_copies_from_the_plain_one_before(
+    settled: StateTree, out_dir: Path, tmp_path: Path
+) -> None:
+    made = run_cli("key", "new", tmp_path / "id.txt")
+    assert made.returncode == 0, made.stderr
+    plain = _backup_json(settled, out_dir)
+    _backup_json(settled, out_dir, "--encrypt-to", made.stdout.strip())
+    nightly = _backup_json(settled, out_dir)
+    assert _reused(nightly)[MAIN] == plain["backup_id"]
+
+
 def test_an_encrypted_nightly_copies_nothing(
     settled: StateTree, out_dir: Path, tmp_path: Path
 ) -> None:

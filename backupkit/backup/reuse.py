@@ -1,7 +1,8 @@
 """Reusing the members of unchanged databases from the newest good archive of this state dir.
 
-The earlier archive is the newest `ok` backup in this state dir's ledger, whose row holds its
-manifest: no archive is read to find it. Its entries that recorded source facts (see
+The earlier archive is the newest `ok` backup in this state dir's ledger that is plain and still
+on disk (a few backups back at most); its row holds its manifest, so no archive is read to find
+it. Its entries that recorded source facts (see
 unchanged.py) and a frame of their own are the candidates; capture proves each database
 unchanged or snapshots it. A proven database's frame is copied from the earlier file into the
 new archive, byte for byte, and kept only if the copied bytes hash to the sha256 recorded when
@@ -27,6 +28,9 @@ from ..ops import ledger
 from ..state.discover import DatabaseSource
 from ..state.layout import StateLayout
 from .capture import Unchanged
+
+# How many good backups back to look for one that is plain and still on disk.
+LOOK_BACK = 8
 
 
 @dataclass
@@ -69,9 +73,17 @@ def _open_plain(path: Path) -> int | None:
 
 
 def earlier_archive(layout: StateLayout) -> EarlierArchive | None:
-    """The archive the newest good backup of this state dir wrote, if it can be reused from."""
-    row = ledger.latest_good_backup(layout.global_db)
-    if row is None or row.archive_path is None or row.payload is None:
+    """The archive of the newest good backup of this state dir that can be reused from: an
+    encrypted or vanished one is passed over for the one before it, a few backups back."""
+    for row in ledger.recent_good_backups(layout.global_db, LOOK_BACK):
+        found = _reusable_archive(layout, row)
+        if found is not None:
+            return found
+    return None
+
+
+def _reusable_archive(layout: StateLayout, row: ledger.Row) -> EarlierArchive | None:
+    if row.archive_path is None or row.payload is None:
         return None
     try:
         manifest = Manifest.model_validate(row.payload)
