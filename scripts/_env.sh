@@ -13,16 +13,28 @@ ensure_system_tools() {
   command -v tar >/dev/null 2>&1 || need+=(tar)
   command -v age >/dev/null 2>&1 || need+=(age)
   command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
-  if [ ${#need[@]} -eq 0 ]; then return 0; fi
+  install_packages "${need[@]}"
+}
+
+ensure_bench_tools() {
+  # Only scripts/bench: the peers it times beside backupkit (Debian's restic and borgbackup).
+  local need=()
+  command -v restic >/dev/null 2>&1 || need+=(restic)
+  command -v borg >/dev/null 2>&1 || need+=(borgbackup)
+  install_packages "${need[@]}"
+}
+
+install_packages() {
+  if [ $# -eq 0 ]; then return 0; fi
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "installing ${need[*]} ..." >&2
+    echo "installing $* ..." >&2
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
   elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then
     sudo apt-get update -qq >/dev/null
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
   else
-    echo "please install: ${need[*]}" >&2
+    echo "please install: $*" >&2
     exit 2
   fi
 }

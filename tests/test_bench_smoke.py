@@ -93,7 +93,7 @@ def _assert_judged(target: dict) -> None:
 
 def test_smoke_report_has_every_section(smoke_report: tuple[dict, str]) -> None:
     report, _ = smoke_report
-    assert {"machine", "params", "trees", "writer", "breakdown"} <= set(report)
+    assert {"machine", "params", "trees", "nightly", "writer", "breakdown"} <= set(report)
     machine = report["machine"]
     assert {"cpu_count", "git_commit", "backupkit_code_hash", "backupkit_code_hash_end"} <= set(
         machine
@@ -140,6 +140,37 @@ def test_smoke_writer_and_breakdown_ran(smoke_report: tuple[dict, str]) -> None:
     assert {s["stage"] for s in stages} == {"capture", "check", "hash", "compress"}
     assert all(s["wall_s"] > 0 and s["cpu_s"] >= 0 for s in stages)
     assert report["breakdown"]["cpu_s_defaults"] > 0
+
+
+NIGHTLY_CONTENDERS = {"naive", "backupkit-full", "backupkit-nightly"}
+
+
+def test_smoke_nightly_rounds_ran_on_both_trees_and_were_judged(
+    smoke_report: tuple[dict, str],
+) -> None:
+    report, stdout = smoke_report
+    sized, many = report["nightly"]
+    assert many["agents"] > sized["agents"]
+    for tree in (sized, many):
+        keys = {c["key"] for c in tree["contenders"]}
+        assert keys >= NIGHTLY_CONTENDERS
+        # restic and borg run where they are installed (scripts/bench installs them).
+        assert keys - NIGHTLY_CONTENDERS <= {
+            "restic-first",
+            "restic-nightly",
+            "borg-first",
+            "borg-nightly",
+        }
+        for contender in tree["contenders"]:
+            _assert_timed(contender)
+        assert tree["changed_per_round"] == [1]
+        names = [t["target"] for t in tree["targets"]]
+        assert any(n.startswith("nightly <=") for n in names)
+        assert any(n.startswith("full <=") for n in names)
+        for target in tree["targets"]:
+            _assert_judged(target)
+            assert target["target"] in stdout
+        assert set(tree["machine_load"]) >= LOAD_KEYS
 
 
 def _tree(label: str, databases: int, state_bytes: int) -> Tree:

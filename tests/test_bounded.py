@@ -34,7 +34,7 @@ def test_the_cutter_keeps_every_decompress_call_within_a_few_blocks(payload: byt
     dobj = zstandard.ZstdDecompressor().decompressobj(read_across_frames=False)
     out = bytearray()
     for start in range(0, len(frame), 1 << 20):
-        for piece in cutter.cut(frame[start : start + (1 << 20)]):
+        for piece, _ends_frame in cutter.cut(frame[start : start + (1 << 20)]):
             got = dobj.decompress(piece)
             assert len(got) <= (BLOCKS_PER_PIECE + 1) * MAX_BLOCK
             out += got

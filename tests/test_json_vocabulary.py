@@ -144,7 +144,7 @@ def test_counts_are_named_count_and_plurals_are_lists(outputs: dict[str, dict[st
         if isinstance(v, int)
         and not isinstance(v, bool)
         and k.endswith("s")
-        and not k.endswith(("_bytes", "_seconds"))
+        and not k.endswith(("_bytes", "_seconds", "_ns"))
         and not p.startswith("counts.")
         and ".counts." not in p
         and not (c == "show" and p in MANIFEST_COUNT_FIELDS)

@@ -1,6 +1,6 @@
 """Encryption at rest: the age format around the whole archive (docs/encryption.md).
 
-An encrypted archive is the plain archive (one zstd frame and its seal) encrypted for one or
+An encrypted archive is the plain archive (its zstd frames and seal) encrypted for one or
 more recipients in the age format (age-encryption.org/v1), so stock `age -d -i KEY ARCHIVE |
 zstd -dc | tar -x` restores it. Everything about age lives here: which recipients and
 identities a run has (options, files, environment), the sink a backup writes its compressed

@@ -42,6 +42,34 @@ class Checkpoint(_Model):
     checkpointed_frames: int
 
 
+class SourceFacts(_Model):
+    """The live main file as it stood while capture held it still: a read transaction on an
+    empty WAL, during which SQLite writes nothing into the main file (backup/unchanged.py). A
+    later backup compares these to prove the database unchanged since this capture."""
+
+    device: int
+    inode: int
+    size_bytes: int
+    mtime_ns: int
+    ctime_ns: int
+    captured_at_ns: int = Field(
+        description="the wall clock (ns since the epoch) once the snapshot was taken, while the "
+        "main file was still held; times within the file system's timestamp granularity of it "
+        "are not trusted"
+    )
+    discovered_role: Role = Field(description="the role discovery gave the database")
+    discovered_agent_id: str | None = Field(description="the agent id discovery gave it")
+
+
+class MemberFrames(_Model):
+    """The zstd frame that holds the member (tar header, data, padding) in this archive."""
+
+    offset: int = Field(description="where the frame starts in the archive file")
+    length: int = Field(description="compressed bytes")
+    sha256: str = Field(description="of the compressed bytes")
+    tar_bytes: int = Field(description="how much of the tar stream the frame holds")
+
+
 class DatabaseEntry(_Model):
     role: Role
     agent_id: str | None
@@ -68,6 +96,20 @@ class DatabaseEntry(_Model):
         description="what capture found about the source database that is not a defect of the "
         "archive (foreign-key violations, a schema_meta that disagrees with where the database "
         "lives); verify finds the same list again in a faithful archive",
+    )
+    source: SourceFacts | None = Field(
+        default=None,
+        description="the live main file as it stood at capture; null when it could not be "
+        "held still (a busy WAL), and then no later backup reuses this member",
+    )
+    frames: MemberFrames | None = Field(
+        default=None, description="where the member's own zstd frame is; null when encrypted"
+    )
+    reused_from: str | None = Field(
+        default=None,
+        description="backup id of the earlier archive whose compressed bytes of this member "
+        "were copied, unchanged, because the database was proven unchanged; null when "
+        "captured by this backup",
     )
 
 

@@ -1,10 +1,10 @@
 """Read an archive as one stream, checking the container as it goes.
 
-The zstd frame is decompressed incrementally so that three things are checked, not assumed:
-the frame's content checksum (zstd checks it at the frame's end), that the frame ends at all
-(a truncated file must not pass because the tar part happened to look complete), and that nothing
-follows it but the seal (see format.py). Extended headers are bounded before tarfile reads them
-into memory, so a small archive cannot claim gigabytes of header.
+The zstd frames are decompressed incrementally so that three things are checked, not assumed:
+each frame's content checksum (zstd checks it at the frame's end), that the last frame ends at
+all (a truncated file must not pass because the tar part happened to look complete), and that
+nothing follows the frames but the seal (see format.py). Extended headers are bounded before
+tarfile reads them into memory, so a small archive cannot claim gigabytes of header.
 
 An encrypted archive (crypt.py) is read the same way, from the plaintext that age decrypts as it
 goes: that stream cannot be read from its end first, so its seal is split off as it passes.
@@ -18,12 +18,11 @@ import os
 import tarfile
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import zstandard
 
-from ..errors import InputError, IntegrityError, from_os_error
+from ..errors import InputError, IntegrityError
 from .crypt import (
     ARMOR_MAGIC,
     DecryptingSource,
@@ -32,13 +31,29 @@ from .crypt import (
     open_decrypted,
     resolve_identities,
 )
-from .format import MANIFEST_NAME, SEAL_HEADER, SEAL_MAGIC, SEAL_SIZE, ZSTD_MAGIC, is_seal_prefix
+from .format import (
+    MANIFEST_NAME,
+    SEAL_HEADER,
+    SEAL_MAGIC,
+    SEAL_SIZE,
+    ZSTD_MAGIC,
+    Seal,
+    frames_digest,
+    is_seal_prefix,
+    parse_seal,
+)
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from .policy import member_defect
 from .source import ArchiveRef, ArchiveSource, LocalSource, Readable, as_ref, open_source
 from .zstdblocks import BlockCutter
 
 READ_CHUNK = 1 << 20
+
+
+def _decoder() -> zstandard.ZstdDecompressionObj:
+    return zstandard.ZstdDecompressor().decompressobj(read_across_frames=False)
+
+
 # tarfile reads ahead in records of 10 KiB: keep more than that to check what follows its end.
 TAIL_KEEP = 64 << 10
 # A pax or GNU long-name header holds a path and a few numbers; backupkit writes at most a few
@@ -109,7 +124,12 @@ class _SealSplitter:
 
 
 class ZstdFrameReader:
-    """A read-only file object over the decompressed bytes of exactly one zstd frame."""
+    """A read-only file object over the decompressed bytes of a run of zstd frames.
+
+    Each frame gets a decoder of its own, so zstd checks every frame's content checksum; a
+    frame that does not end, or bytes after a frame's end that start no frame, are defects.
+    `digest` is the sha256 of every compressed byte read (a `BKSEAL01` seal); with
+    `per_frame`, `frame_digests` holds each frame's sha256 instead (a `BKSEAL02` seal)."""
 
     def __init__(
         self,
@@ -117,17 +137,24 @@ class ZstdFrameReader:
         *,
         limit: int | None = None,
         hashed: bool = True,
+        per_frame: bool = False,
         on_read: Callable[[int], None] | None = None,
     ) -> None:
         self._fh = fh
         self._on_read = on_read  # hears the compressed bytes read so far
-        self._hashed = hashed
-        self._left = limit  # compressed bytes that belong to the frame (the seal follows)
+        self._hashed = hashed and not per_frame
+        self._per_frame = per_frame
+        self._left = limit  # compressed bytes that belong to the frames (the seal follows)
         self._sealed = limit is not None
         self.digest = hashlib.sha256()  # of the compressed bytes read
-        self._dobj = zstandard.ZstdDecompressor().decompressobj(read_across_frames=False)
+        self.frame_digests: list[bytes] = []
+        self._frame_hash = hashlib.sha256()
+        self._dobj = _decoder()
+        # Bytes after a frame's end that do not yet show whether a frame follows; None
+        # inside a frame.
+        self._between: bytes | None = None
         self._cutter = BlockCutter()
-        self._pieces: deque[bytes] = deque()
+        self._pieces: deque[tuple[bytes, bool]] = deque()
         self._buf = b""
         self._pos = 0
         self._eof = False
@@ -135,46 +162,75 @@ class ZstdFrameReader:
         self.position = 0  # decompressed bytes handed out so far
         self._tail = bytearray()  # the last TAIL_KEEP of them
 
+    def _read_raw(self) -> bytes:
+        want = READ_CHUNK if self._left is None else min(READ_CHUNK, self._left)
+        chunk = self._fh.read(want) if want else b""
+        if self._left is not None:
+            self._left -= len(chunk)
+        if self._hashed:
+            self.digest.update(chunk)
+        self.compressed_read += len(chunk)
+        if self._on_read is not None:
+            self._on_read(self.compressed_read)
+        return chunk
+
     def _fill(self) -> None:
         while self._pos >= len(self._buf) and not self._eof:
             if self._pieces:
-                self._decode(self._pieces.popleft())
+                self._decode(*self._pieces.popleft())
                 continue
-            want = READ_CHUNK if self._left is None else min(READ_CHUNK, self._left)
-            chunk = self._fh.read(want) if want else b""
-            if self._left is not None:
-                self._left -= len(chunk)
-            if self._hashed:
-                self.digest.update(chunk)
-            self.compressed_read += len(chunk)
-            if self._on_read is not None:
-                self._on_read(self.compressed_read)
+            chunk = self._read_raw()
             if not chunk:
-                if not self._dobj.eof:
-                    raise IntegrityError("archive is truncated: the zstd frame does not end")
-                self._eof = True
+                self._at_end()
                 return
             # Pieces that each complete a bounded number of blocks: memory stays bounded
             # whatever one megabyte of input decodes to (see zstdblocks.py).
             self._pieces = deque(self._cutter.cut(chunk))
 
+    def _at_end(self) -> None:
+        if self._between is None:
+            raise IntegrityError("archive is truncated: the zstd frame does not end")
+        if self._between:
+            self._not_a_frame()
+        self._eof = True
+
     @property
     def sealed(self) -> bool:
-        """Did a seal follow the frame? (For an encrypted archive, known at the end.)"""
+        """Did a seal follow the frames? (For an encrypted archive, known at the end.)"""
         return self._sealed or (isinstance(self._fh, _SealSplitter) and self._fh.seal is not None)
 
-    def _decode(self, piece: bytes) -> None:
-        if self._dobj.eof:
-            raise IntegrityError("archive has trailing data after its zstd frame")
+    def _decode(self, piece: bytes, ends_frame: bool) -> None:
+        if self._between is not None:
+            # A frame ended: what follows must be the next frame.
+            self._between += piece
+            if len(self._between) < len(ZSTD_MAGIC) and not ends_frame:
+                return
+            if self._between[: len(ZSTD_MAGIC)] != ZSTD_MAGIC:
+                self._not_a_frame()
+            piece, self._between = self._between, None
+            self._dobj = _decoder()
+        if self._per_frame:
+            self._frame_hash.update(piece)
         try:
             self._buf = self._dobj.decompress(piece)
             self._pos = 0
         except zstandard.ZstdError as err:
             raise IntegrityError(f"archive is corrupt: zstd says {err}") from err
-        if self._dobj.eof and self._dobj.unused_data:
-            if is_seal_prefix(self._dobj.unused_data):
-                raise IntegrityError("archive is truncated: the seal after its frame is cut")
-            raise IntegrityError("archive has trailing data after its zstd frame")
+        if self._dobj.eof != ends_frame or (self._dobj.eof and self._dobj.unused_data):
+            raise IntegrityError("archive is corrupt: a zstd frame ends where its blocks do not")
+        if ends_frame:
+            self.frame_digests.append(self._frame_hash.digest())
+            self._frame_hash = hashlib.sha256()
+            self._between = b""
+
+    def _not_a_frame(self) -> None:
+        """Bytes after a frame's end that start no frame: a seal cut short, or trailing data."""
+        rest = (self._between or b"") + b"".join(p for p, _ends in self._pieces)
+        while len(rest) < SEAL_SIZE and (chunk := self._read_raw()):
+            rest += chunk
+        if is_seal_prefix(rest):
+            raise IntegrityError("archive is truncated: the seal after its frame is cut")
+        raise IntegrityError("archive has trailing data after its zstd frame")
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
@@ -195,6 +251,10 @@ class ZstdFrameReader:
             if len(self._tail) > 2 * TAIL_KEEP:
                 del self._tail[:-TAIL_KEEP]
         return out
+
+    def seal_digest(self) -> bytes:
+        """What the seal must hold for the bytes read so far."""
+        return frames_digest(self.frame_digests) if self._per_frame else self.digest.digest()
 
     def drain(self) -> None:
         """Decode to the frame's end without handing the bytes out (a read-back proof)."""
@@ -267,17 +327,23 @@ def is_encrypted_archive(archive: ArchiveRef) -> bool:
 
 @contextlib.contextmanager
 def _frame_source(
-    archive: ArchiveRef, identities: Identities | None
-) -> Iterator[tuple[Readable | _SealSplitter, int | None, Callable[[], bytes | None]]]:
-    """The compressed bytes of an archive (decrypted, for an encrypted one), the length of
-    its frame when known up front, and how to get its sealed sha256 (for an encrypted archive,
-    once the stream has been read to its end)."""
+    archive: ArchiveRef,
+    identities: Identities | None,
+    on_read: Callable[[int], None] | None = None,
+) -> Iterator[tuple[ZstdFrameReader, Callable[[], bytes | None]]]:
+    """A reader over the archive's frames (decrypted, for an encrypted one), and how to get
+    its sealed digest (for an encrypted archive, once the stream has been read to its end)."""
     src = open_source(archive)
     with contextlib.ExitStack() as stack:
         stack.callback(src.close)
         if not is_encrypted_source(src):
-            frame_size, sealed = read_seal(src)
-            yield src.stream(frame_size), frame_size, lambda: sealed
+            frame_size, seal = read_seal(src)
+            per_frame = seal is not None and seal.kind == "frames"
+            digest = seal.digest if seal is not None else None
+            reader = ZstdFrameReader(
+                src.stream(frame_size), limit=frame_size, per_frame=per_frame, on_read=on_read
+            )
+            yield reader, lambda: digest
             return
         decrypted = open_decrypted(src.stream(None), identities, src.label)
         plain = _SealSplitter(stack.enter_context(decrypted))
@@ -285,59 +351,22 @@ def _frame_source(
             raise InputError(
                 f"{src.label} is not a backupkit archive (its age plaintext is not zstd)"
             )
-        yield plain, None, lambda: plain.seal
+        yield ZstdFrameReader(plain, on_read=on_read), lambda: plain.seal
 
 
-def read_seal(src: ArchiveSource) -> tuple[int | None, bytes | None]:
-    """(length of the frame part, the sealed sha256), or (None, None) for an unsealed archive."""
+def read_seal(src: ArchiveSource) -> tuple[int | None, Seal | None]:
+    """(length of the frames before the seal, the seal), or (None, None) for an unsealed
+    archive."""
     size = src.size()
     if size < SEAL_SIZE + 4:
         return None, None
     tail = src.read_at(size - SEAL_SIZE, SEAL_SIZE)
     if tail[:4] != SEAL_MAGIC:
         return None, None
-    if tail[: len(SEAL_HEADER)] != SEAL_HEADER:
+    seal = parse_seal(tail)
+    if seal is None:
         raise IntegrityError("archive has trailing data after its zstd frame (a damaged seal?)")
-    return size - SEAL_SIZE, tail[len(SEAL_HEADER) :]
-
-
-def read_back(
-    path: Path, on_read: Callable[[int], None] | None = None
-) -> tuple[int, bytes, bytes | None]:
-    """Decode the archive's whole frame without parsing what is inside: zstd checks its content
-    checksum at the frame's end. Returns (decoded bytes, sha256 of the compressed bytes before
-    the seal, the sealed sha256 or None). `on_read` hears the compressed bytes read so far."""
-    src = open_archive_file(path)
-    try:
-        frame_size, sealed = read_seal(src)
-        # Hash the compressed bytes on another core while this one decodes them.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal") as pool:
-            digest = pool.submit(_sha256_prefix, src.fileno(), frame_size)
-            stream = ZstdFrameReader(
-                src.stream(frame_size), limit=frame_size, hashed=False, on_read=on_read
-            )
-            stream.drain()
-            return stream.position, digest.result(), sealed
-    finally:
-        src.close()
-
-
-def _sha256_prefix(fd: int, size: int | None) -> bytes:
-    """sha256 of the first `size` bytes (all, if None) of an open file, read with pread so it
-    shares the descriptor, and so the file, that the decoder reads."""
-    digest = hashlib.sha256()
-    offset = 0
-    try:
-        while size is None or offset < size:
-            want = READ_CHUNK if size is None else min(READ_CHUNK, size - offset)
-            chunk = os.pread(fd, want, offset)
-            if not chunk:
-                break
-            digest.update(chunk)
-            offset += len(chunk)
-    except OSError as err:
-        raise from_os_error(err, "reading the archive back") from err
-    return digest.digest()
+    return size - SEAL_SIZE, seal
 
 
 def iter_members(
@@ -348,8 +377,7 @@ def iter_members(
     """Yield each tar member in order; after the last, the frame's end and the seal are checked.
     An encrypted archive needs `identities` (InputError, exit 2, without them). `on_read` hears
     the compressed bytes read so far (of the decrypted stream, for an encrypted archive)."""
-    with _frame_source(archive, identities) as (fh, frame_size, sealed_of):
-        stream = ZstdFrameReader(fh, limit=frame_size, on_read=on_read)
+    with _frame_source(archive, identities, on_read) as (stream, sealed_of):
         members = 0
         try:
             # typeshed wants a full file object; in "r|" mode tarfile only calls read().
@@ -371,7 +399,7 @@ def iter_members(
             raise IntegrityError(f"archive is damaged: tar says {err}") from err
         stream.check_end(tar_end)
         sealed = sealed_of()
-        if sealed is not None and stream.digest.digest() != sealed:
+        if sealed is not None and stream.seal_digest() != sealed:
             raise IntegrityError(
                 "archive bytes differ from the seal written at backup time (sha256 mismatch)"
             )
@@ -388,7 +416,7 @@ def _no_tar_inside(
     damaged archive (exit 1, raised from here by the reader)."""
     stream.drain()
     sealed = sealed_of()
-    if sealed is not None and stream.digest.digest() != sealed:
+    if sealed is not None and stream.seal_digest() != sealed:
         raise IntegrityError("archive bytes differ from the seal written at backup time") from err
     raise InputError(
         f"{archive} is not a backupkit archive (its zstd stream holds no tar)"

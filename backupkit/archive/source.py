@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from ..errors import BackupError, InputError, from_os_error
 from ..offsite.url import RemoteObject, is_remote
@@ -89,6 +89,11 @@ class LocalSource:
 
     def fileno(self) -> int:
         return self._fh.fileno()
+
+    @property
+    def file(self) -> BinaryIO:
+        """The open file itself, for a reader that seeks (the backup's frame-by-frame proof)."""
+        return self._fh
 
     def close(self) -> None:
         self._fh.close()

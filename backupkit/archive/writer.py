@@ -4,6 +4,12 @@ Each member's sha256 is computed while its bytes stream into the archive, so wha
 says is exactly what was written, and no file is read twice. The archive is written to a
 temporary name, fsynced, and only then published under its final name by the caller.
 
+A member can be given zstd frames of its own (`own_frames`): its tar header, data and padding
+then start and end a frame, so a later archive can hold the very same compressed bytes. Such
+bytes are copied in by `add_frames`, which proves them on the new file's disk before it keeps
+them. Every frame's offset, length and sha256 is recorded (`frame`, `Finished.frames`); the
+seal of a plain archive is built from those (format.py).
+
 With recipients, the same bytes (zstd frame and seal) go through crypt.py's encrypting sink on
 their way to the file, so the file holds them age-encrypted and never a plaintext byte.
 """
@@ -11,6 +17,7 @@ their way to the file, so the file holds them age-encrypted and never a plaintex
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
@@ -26,7 +33,7 @@ import zstandard
 
 from ..errors import from_os_error
 from .crypt import CipherWritten, EncryptingSink, Recipients
-from .format import ARCHIVE_MODE, seal_bytes
+from .format import ARCHIVE_MODE, Frame, frames_digest, seal_bytes
 
 COPY_CHUNK = 1 << 20
 # Chunks waiting for the compressor: enough to ride out a slow read, little memory.
@@ -39,6 +46,8 @@ class Written:
     size_bytes: int
     sha256: str
     changed: bool = False  # the file changed while it was read: the member holds what was read
+    frame: int | None = None  # with own_frames: the index of the member's frame (see `frame`)
+    tar_bytes: int = 0  # header, data and padding: how much of the tar stream the member is
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,9 @@ class Finished:
     stream_bytes: int
     seal: bytes
     cipher: CipherWritten | None = None
+    frames: tuple[Frame, ...] = ()  # every frame of a plain archive, in order
+    copied: frozenset[int] = frozenset()  # indexes of the frames add_frames copied in
+    copied_tar_bytes: int = 0  # how much of the tar stream those frames hold
 
 
 class _CompressorThread:
@@ -64,11 +76,15 @@ class _CompressorThread:
     A failure in the thread, such as a full disk, is raised at the next write or at close.
     """
 
-    def __init__(self, compressor: zstandard.ZstdCompressionWriter) -> None:
+    def __init__(self, compressor: zstandard.ZstdCompressionWriter, sink: _SealingSink) -> None:
         self._zstd = compressor
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_CHUNKS)
+        self._sink = sink
+        self._queue: queue.Queue[bytes | threading.Event | _EndFrame | None] = queue.Queue(
+            maxsize=QUEUE_CHUNKS
+        )
         self._error: BaseException | None = None
         self._pos = 0
+        self._unsynced = False  # anything queued since the last sync
         self._thread = threading.Thread(target=self._run, name="compress", daemon=True)
         self._thread.start()
 
@@ -77,10 +93,17 @@ class _CompressorThread:
             data = self._queue.get()
             if data is None:
                 return
+            if isinstance(data, threading.Event):
+                data.set()  # everything before it is in the file
+                continue
             if self._error is not None:
                 continue  # drain, so the producer never blocks on a dead consumer
             try:
-                self._zstd.write(data)
+                if isinstance(data, _EndFrame):
+                    self._zstd.flush(zstandard.FLUSH_FRAME)
+                    self._sink.end_frame()
+                else:
+                    self._zstd.write(data)
             except BaseException as err:  # reported to the producer, who decides
                 self._error = err
 
@@ -92,10 +115,34 @@ class _CompressorThread:
         self._raise_if_failed()
         self._queue.put(bytes(data))
         self._pos += len(data)
+        self._unsynced = True
         return len(data)
 
     def tell(self) -> int:
         return self._pos
+
+    def end_frame(self) -> None:
+        """End the zstd frame here; the next byte starts a new one."""
+        self._raise_if_failed()
+        self._queue.put(_END_FRAME)
+        self._unsynced = True
+
+    def sync(self) -> None:
+        """Wait until every byte queued so far is compressed and written to the sink."""
+        if not self._unsynced:
+            self._raise_if_failed()
+            return
+        self._unsynced = False
+        done = threading.Event()
+        self._queue.put(done)
+        while not done.wait(0.5):
+            if not self._thread.is_alive():
+                break
+        self._raise_if_failed()
+
+    def skip(self, n: int) -> None:
+        """`n` tar bytes went into the file without passing through here (copied frames)."""
+        self._pos += n
 
     def close(self) -> None:
         """Wait for every queued byte to be compressed, then end the zstd frame."""
@@ -112,19 +159,50 @@ class _CompressorThread:
         self._thread.join(timeout=5)
 
 
-class _HashingSink:
-    """Between zstd and the file: hashes every compressed byte, for the archive's seal."""
+class _EndFrame:
+    """Queued after a member's bytes: end the zstd frame there."""
 
-    def __init__(self, raw: BinaryIO | EncryptingSink) -> None:
+
+_END_FRAME = _EndFrame()
+
+
+class _SealingSink:
+    """Between zstd and the file: hashes every compressed byte for the archive's seal. A plain
+    archive's bytes are hashed frame by frame (`frames`, a `BKSEAL02` seal); an encrypted
+    archive's as one stream (`BKSEAL01`), since nothing is ever copied into one."""
+
+    def __init__(self, raw: BinaryIO | EncryptingSink, *, per_frame: bool) -> None:
         self._raw = raw
-        self.digest = hashlib.sha256()
+        self._per_frame = per_frame
+        self._hash = hashlib.sha256()
+        self._start = 0
+        self.offset = 0
+        self.frames: list[Frame] = []
 
     def write(self, data: bytes) -> int:
-        self.digest.update(data)
+        self._hash.update(data)
+        self.offset += len(data)
         return self._raw.write(data)
 
     def flush(self) -> None:
         self._raw.flush()
+
+    def end_frame(self) -> None:
+        if self._per_frame:
+            self.frames.append(Frame(self._start, self.offset - self._start, self._hash.digest()))
+            self._hash = hashlib.sha256()
+            self._start = self.offset
+
+    def copied(self, frame: Frame) -> None:
+        """A proven frame went into the file at the current offset, not through write()."""
+        self.frames.append(frame)
+        self.offset = self._start = frame.offset + frame.length
+
+    def seal(self) -> bytes:
+        if not self._per_frame:
+            return seal_bytes(self._hash.digest(), "stream")
+        self.end_frame()
+        return seal_bytes(frames_digest([f.sha256 for f in self.frames]), "frames")
 
 
 class _HashingReader:
@@ -172,17 +250,23 @@ class ArchiveWriter:
     ) -> None:
         self.path = path
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, ARCHIVE_MODE)
+            # Read as well as written: frames copied in are hashed where they landed.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, ARCHIVE_MODE)
             os.fchmod(fd, ARCHIVE_MODE)  # whatever the umask said
         except OSError as err:
             raise from_os_error(err, "creating the archive") from err
         self._raw = os.fdopen(fd, "wb", buffering=COPY_CHUNK)
         self._cipher = EncryptingSink(self._raw, recipients) if recipients else None
         self._out: BinaryIO | EncryptingSink = self._cipher or self._raw
-        self._sealer = _HashingSink(self._out)
+        self._sealer = _SealingSink(self._out, per_frame=self._cipher is None)
         cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=threads)
         # zstandard's stub asks for IO[bytes]; the stream writer only calls write() and flush().
-        self._zstd = _CompressorThread(cctx.stream_writer(self._sealer, closefd=False))  # type: ignore[arg-type]
+        writer = cctx.stream_writer(self._sealer, closefd=False)  # type: ignore[arg-type]
+        self._zstd = _CompressorThread(writer, self._sealer)
+        self._frame_start = 0  # tar position where the current frame began
+        self._frames_queued = 0
+        self._copied: set[int] = set()
+        self._copied_tar_bytes = 0
         # typeshed wants a full file object; in "w" mode tarfile only calls write() and tell().
         self._tar = tarfile.open(  # type: ignore[call-overload]  # noqa: SIM115 - closed by finish()
             fileobj=self._zstd,
@@ -211,10 +295,12 @@ class ArchiveWriter:
         mode: int | None = None,
         owner: tuple[int, int] | None = None,
         on_bytes: Callable[[int], None] | None = None,
+        own_frames: bool = False,
     ) -> Written:
         """Stream a regular file in; never follows a symlink put in its place. Raises
         FileNotFoundError, untouched, for a file that is gone: the caller decides what a
-        vanished file means. `on_bytes` hears how many bytes of it were read so far."""
+        vanished file means. `on_bytes` hears how many bytes of it were read so far. With
+        `own_frames`, the member starts and ends a zstd frame (`Written.frame`)."""
         try:
             fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -231,12 +317,72 @@ class ArchiveWriter:
                 info.uid, info.gid = owner
             reader = _HashingReader(fh, st.st_size, on_bytes)
             try:
+                if own_frames:
+                    self.end_frame()
+                start = self._zstd.tell()
                 self._tar.addfile(info, reader)
+                tar_bytes = self._zstd.tell() - start
+                frame = self.end_frame() if own_frames else None
                 after = os.fstat(fh.fileno())
             except OSError as err:
                 raise from_os_error(err, "writing the archive") from err
         changed = reader.short or (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns)
-        return Written(size_bytes=info.size, sha256=reader.digest.hexdigest(), changed=changed)
+        return Written(
+            size_bytes=info.size,
+            sha256=reader.digest.hexdigest(),
+            changed=changed,
+            frame=frame,
+            tar_bytes=tar_bytes,
+        )
+
+    def end_frame(self) -> int | None:
+        """End the current zstd frame, if it holds anything; its index, for `frame`."""
+        if self._zstd.tell() == self._frame_start:
+            return None
+        self._zstd.end_frame()
+        self._frame_start = self._zstd.tell()
+        self._frames_queued += 1
+        return self._frames_queued - 1
+
+    def frame(self, index: int | None) -> Frame | None:
+        """Where the frame `end_frame` or `add_frames` numbered `index` went; None in an
+        encrypted archive, whose frames are not recorded."""
+        if index is None or self._cipher is not None:
+            return None
+        if index >= len(self._sealer.frames):
+            self._zstd.sync()
+        return self._sealer.frames[index]
+
+    def add_frames(self, src: int, frame: Frame, tar_bytes: int) -> int | None:
+        """Copy one zstd frame, whole tar members, from `frame.offset` of the open file `src`
+        into the archive, byte for byte; keep it only if the bytes now in the archive hash to
+        `frame.sha256`. Returns its index (for `frame`), or None when the bytes are not what
+        they should be: nothing of them is left in the archive then. A plain archive only."""
+        if self._cipher is not None:
+            return None
+        self.end_frame()
+        self._zstd.sync()
+        try:
+            self._raw.flush()
+            at = self._sealer.offset
+            fd = self._raw.fileno()
+            if _copy_range(src, fd, frame.offset, at, frame.length) and (
+                _sha256_at(fd, at, frame.length) == frame.sha256
+            ):
+                self._raw.seek(at + frame.length)
+                self._sealer.copied(Frame(at, frame.length, frame.sha256))
+                self._zstd.skip(tar_bytes)
+                self._tar.offset += tar_bytes
+                self._frame_start = self._zstd.tell()
+                self._frames_queued += 1
+                self._copied.add(self._frames_queued - 1)
+                self._copied_tar_bytes += tar_bytes
+                return self._frames_queued - 1
+            os.ftruncate(fd, at)
+            self._raw.seek(at)
+        except OSError as err:
+            raise from_os_error(err, "writing the archive") from err
+        return None
 
     def add_bytes(self, name: str, data: bytes, *, mode: int = 0o644, mtime: float) -> Written:
         info = self._info(name, None, mode=mode, mtime=mtime)
@@ -270,8 +416,8 @@ class ArchiveWriter:
             self._tar.close()
             stream_bytes = self._zstd.tell()
             self._zstd.close()
-            seal = self._sealer.digest.digest()
-            self._out.write(seal_bytes(seal))
+            sealed = self._sealer.seal()
+            self._out.write(sealed)
             cipher = self._cipher.close() if self._cipher is not None else None
             self._raw.flush()
             os.fsync(self._raw.fileno())
@@ -280,7 +426,15 @@ class ArchiveWriter:
         except OSError as err:
             raise from_os_error(err, "writing the archive") from err
         self._closed = True
-        return Finished(size_bytes=size, stream_bytes=stream_bytes, seal=seal, cipher=cipher)
+        return Finished(
+            size_bytes=size,
+            stream_bytes=stream_bytes,
+            seal=sealed[-32:],
+            cipher=cipher,
+            frames=tuple(self._sealer.frames),
+            copied=frozenset(self._copied),
+            copied_tar_bytes=self._copied_tar_bytes,
+        )
 
     def abort(self) -> None:
         if self._closed:
@@ -291,3 +445,39 @@ class ArchiveWriter:
             self._cipher.abort()
         with contextlib.suppress(OSError, ValueError):
             self._raw.close()
+
+
+def _copy_range(src: int, dst: int, src_at: int, dst_at: int, length: int) -> bool:
+    """Copy `length` bytes between open files, in the kernel where it can; False if `src`
+    ends first."""
+    done = 0
+    use_kernel = hasattr(os, "copy_file_range")
+    while done < length:
+        want = length - done
+        if use_kernel:
+            try:
+                n = os.copy_file_range(src, dst, want, src_at + done, dst_at + done)
+            except OSError as err:
+                if err.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                use_kernel = False  # another file system, or none that can: read and write
+                continue
+        else:
+            data = os.pread(src, min(want, COPY_CHUNK), src_at + done)
+            n = os.pwrite(dst, data, dst_at + done) if data else 0
+        if n == 0:
+            return False
+        done += n
+    return True
+
+
+def _sha256_at(fd: int, offset: int, length: int) -> bytes:
+    digest = hashlib.sha256()
+    end = offset + length
+    while offset < end:
+        chunk = os.pread(fd, min(COPY_CHUNK, end - offset), offset)
+        if not chunk:
+            break
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.digest()

@@ -1,4 +1,5 @@
-"""Cut a zstd frame's compressed bytes so that each piece completes only a few blocks.
+"""Cut zstd frames' compressed bytes so that each piece completes only a few blocks, and none
+runs past the end of a frame.
 
 A decompressor hands back everything one input produces, and one megabyte of zstd input can
 produce gigabytes (an RLE block is 4 bytes of input for up to 128 KiB of output: a sparse VM
@@ -7,6 +8,9 @@ Block_Maximum_Size), so feeding the decompressor pieces that complete at most BL
 blocks bounds what one call can return, whatever the archive holds. This walks the frame header
 and the 3-byte block headers as the bytes arrive; it does not decode anything. A header it
 cannot make sense of is left for the decompressor to refuse.
+
+Frames follow each other (an archive is a run of them): every piece that ends a frame says so,
+so the reader can start a new decoder there and hash each frame on its own (format.py's seal).
 """
 
 from __future__ import annotations
@@ -25,13 +29,13 @@ class BlockCutter:
         self._checksum = False
         self._last = False
 
-    def cut(self, data: bytes) -> list[bytes]:
+    def cut(self, data: bytes) -> list[tuple[bytes, bool]]:
         """`data` split into consecutive pieces, each completing at most BLOCKS_PER_PIECE
-        blocks."""
-        pieces: list[bytes] = []
+        blocks, with whether the piece ends a frame."""
+        pieces: list[tuple[bytes, bool]] = []
         start = pos = completed = 0
         n = len(data)
-        while pos < n and self._state != "end":
+        while pos < n:
             if self._state in ("header", "frame", "block-header", "checksum"):
                 take = min(self._need - len(self._have), n - pos)
                 self._have += data[pos : pos + take]
@@ -47,11 +51,15 @@ class BlockCutter:
                 if self._need == 0:
                     self._block_done()
                     completed += 1
-            if completed >= BLOCKS_PER_PIECE:
-                pieces.append(data[start:pos])
+            if self._state == "end":
+                pieces.append((data[start:pos], True))
+                start, completed = pos, 0
+                self._state, self._need = "header", 5  # the next frame, if any
+            elif completed >= BLOCKS_PER_PIECE:
+                pieces.append((data[start:pos], False))
                 start, completed = pos, 0
         if start < n:
-            pieces.append(data[start:])
+            pieces.append((data[start:], False))
         return pieces
 
     def _header_done(self) -> bool:

@@ -5,6 +5,12 @@ staging file: SQLite reads through the WAL inside one read transaction, so commi
 live only in `-wal` are in the snapshot and the gateway's writers are never blocked by it. The
 snapshot then gets the one database check (sqlite/check.py), whose findings about the source go
 into the manifest.
+
+A WAL database is held still (unchanged.py) from just after its checkpoint to the end of its
+snapshot, so the main file's facts can be recorded for a later backup. `prove_unchanged` asks,
+given the entry of an earlier capture, whether those facts prove the database unchanged: then
+it is not snapshotted at all (`Unchanged`), and its earlier member is copied instead
+(reuse.py).
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..archive.manifest import CapturedAs, Checkpoint, JournalMode, Role
+from ..archive.manifest import CapturedAs, Checkpoint, DatabaseEntry, JournalMode, Role, SourceFacts
 from ..errors import from_os_error, from_sqlite_error, is_database_defect
 from ..sqlite.check import NOT_A_DATABASE, check_database, error_text, source_findings
 from ..sqlite.connect import connect_live, journal_kind
 from ..state.discover import DatabaseSource
+from .unchanged import facts, hold_main_file, proves_unchanged, still_held, wal_empty
 
 # A TRUNCATE checkpoint holds the gateway's writers back while it waits for readers; give up on it
 # quickly and keep the PASSIVE result instead of stalling the gateway.
@@ -46,6 +53,7 @@ class CapturedDatabase:
     mtime: float
     findings: list[str]
     owner: tuple[int, int] = (0, 0)  # uid and gid of the live file
+    source_facts: SourceFacts | None = None  # the main file as held during the snapshot
 
     @property
     def damaged(self) -> bool:
@@ -55,6 +63,14 @@ class CapturedDatabase:
         if self.integrity == NOT_A_DATABASE:
             return self.role in ("global", "agent")
         return self.integrity != "ok"
+
+
+@dataclass
+class Unchanged:
+    """A database proven unchanged since the capture of `earlier`: nothing was snapshotted."""
+
+    source: DatabaseSource
+    earlier: DatabaseEntry
 
 
 def _checkpoint(conn: sqlite3.Connection) -> Checkpoint:
@@ -104,6 +120,32 @@ def _raw_capture(source: DatabaseSource, st: os.stat_result, why: str) -> Captur
     )
 
 
+def prove_unchanged(source: DatabaseSource, earlier: DatabaseEntry) -> Unchanged | None:
+    """`Unchanged` when the live database is proven to be what the capture of `earlier` read
+    (unchanged.py); None when it is not, or cannot be: then it is captured. Writes nothing."""
+    path = source.path
+    if earlier.source is None:
+        return None
+    try:
+        if journal_kind(path) != "wal":
+            return None
+        conn = connect_live(path, timeout=READ_WAIT_S)
+    except (OSError, sqlite3.Error):
+        return None  # the capture meets the same problem, and says what it is
+    try:
+        # An empty WAL has nothing to fold in: the proof needs no checkpoint.
+        if not wal_empty(path):
+            _checkpoint(conn)
+        with hold_main_file(path, conn) as held:
+            if held is not None and proves_unchanged(held, earlier.source, source):
+                return Unchanged(source, earlier)
+    except sqlite3.Error:
+        pass
+    finally:
+        conn.close()
+    return None
+
+
 def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
     """Snapshot `source` into `dest` (which must not exist) and prove the snapshot."""
     path = source.path
@@ -121,16 +163,24 @@ def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
         conn = connect_live(path, timeout=READ_WAIT_S)
     except sqlite3.Error as err:
         raise from_sqlite_error(err, "opening", path) from err
+    recorded: SourceFacts | None = None
     try:
         # A rollback-journal database has no WAL to fold in; its writers' locks are waited for
         # by VACUUM INTO's read, with the bounded busy timeout below.
         checkpoint = _checkpoint(conn) if kind == "wal" else None
-        conn.execute(f"PRAGMA busy_timeout={int(READ_WAIT_S * 1000)}")
-        # VACUUM INTO writes its output with this connection's sync setting. The snapshot is a
-        # private temporary file whose bytes end up in an archive that is fsynced as a whole,
-        # so syncing it too only costs time. This connection writes nothing to the live file.
-        conn.execute("PRAGMA synchronous=OFF")
-        conn.execute("VACUUM INTO ?", (os.fspath(dest),))
+        # The snapshot is read on `conn`, which cannot run VACUUM inside a transaction: the
+        # hold is on a connection of its own.
+        hold = hold_main_file(path) if kind == "wal" else contextlib.nullcontext(None)
+        with hold as held:
+            conn.execute(f"PRAGMA busy_timeout={int(READ_WAIT_S * 1000)}")
+            # VACUUM INTO writes its output with this connection's sync setting. The snapshot
+            # is a private temporary file whose bytes end up in an archive that is fsynced as
+            # a whole, so syncing it too only costs time. This connection writes nothing to
+            # the live file.
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("VACUUM INTO ?", (os.fspath(dest),))
+            if held is not None and still_held(path, held):
+                recorded = facts(held, source)
     except sqlite3.Error as err:
         with contextlib.suppress(FileNotFoundError):
             dest.unlink()
@@ -167,4 +217,5 @@ def capture_database(source: DatabaseSource, dest: Path) -> CapturedDatabase:
         mtime=st.st_mtime,
         findings=source_findings(check, role=role, agent_id=agent_id) if check.ok else [],
         owner=(st.st_uid, st.st_gid),
+        source_facts=recorded if check.ok else None,
     )

@@ -105,11 +105,22 @@ def _metered(meter: Meter | None, name: str) -> Callable[[int], None] | None:
     return lambda n: meter.step(name, n)
 
 
+@dataclass(frozen=True)
+class PackedDatabase:
+    """A database member and its entry; `frame` is the index of its own zstd frame (see
+    `ArchiveWriter.frame`), which the entry learns once the frames are written."""
+
+    entry: DatabaseEntry
+    frame: int | None
+    tar_bytes: int
+
+
 def pack_database(
     writer: ArchiveWriter, captured: CapturedDatabase, meter: Meter | None = None
-) -> DatabaseEntry | None:
-    """The captured database's entry; None for a raw copy whose file was gone by its turn.
-    `meter` expected the live database's size: the snapshot's own replaces it."""
+) -> PackedDatabase | None:
+    """The captured database's member, in a zstd frame of its own so that a later backup can
+    copy it; None for a raw copy whose file was gone by its turn. `meter` expected the live
+    database's size: the snapshot's own replaces it."""
     name = captured.source.archive_path
     if meter is not None:
         meter.grow(captured.size_bytes - captured.source.size_bytes)
@@ -120,6 +131,7 @@ def pack_database(
             mode=captured.mode,
             owner=captured.owner,
             on_bytes=_metered(meter, name),
+            own_frames=True,
         )
     except FileNotFoundError:
         if meter is not None:
@@ -131,7 +143,7 @@ def pack_database(
         meter.end(name, captured.size_bytes)
     if written.size_bytes != captured.size_bytes and captured.captured_as == "snapshot":
         raise EnvironmentFault(f"snapshot of {captured.source.path} changed while being archived")
-    return DatabaseEntry(
+    entry = DatabaseEntry(
         role=captured.role,
         agent_id=captured.agent_id,
         schema_version=captured.schema_version,
@@ -146,4 +158,6 @@ def pack_database(
         mode=captured.mode,
         captured_as=captured.captured_as,
         findings=captured.findings,
+        source=captured.source_facts,
     )
+    return PackedDatabase(entry, written.frame, written.tar_bytes)

@@ -3,6 +3,7 @@
 Captures run in worker threads (sqlite3 releases the GIL inside `VACUUM INTO`) while the main
 thread streams files and finished snapshots into the compressor, so capture hides behind
 compression. At most `workers + 1` snapshots wait in staging at a time, which bounds staging disk.
+A database proven unchanged since the newest good archive is copied from it instead (reuse.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from ..archive.crypt import Recipients, resolve_recipients
 from ..archive.format import MANIFEST_NAME, SEAL_SIZE, archive_name, new_backup_id
 from ..archive.manifest import (
-    DatabaseEntry,
     Encryption,
     Manifest,
 )
@@ -46,10 +46,13 @@ from ..state.discover import DatabaseSource, discover
 from ..state.layout import StateLayout, existing_layout, resolve_output_dir
 from ..state.lock import state_lock
 from ..version import __version__
-from .capture import CapturedDatabase, capture_database
-from .pack import pack_database, pack_tree
+from .capture import CapturedDatabase, Unchanged, capture_database, prove_unchanged
+from .pack import PackedDatabase, PackedTree, pack_database, pack_tree
 from .readback import read_back_defects
+from .reuse import EarlierArchive, candidate_for, copy_unchanged, earlier_archive, with_frame
 
+# Unchanged databases copied in one go (see _run): enough to wait for the compressor rarely.
+REUSE_BATCH = 64
 # Reasons whose snapshot exists to be rolled back to: it must be proven, so verify is forced.
 ALWAYS_VERIFIED_REASONS = frozenset({"pre-migration", "pre-restore"})
 
@@ -112,6 +115,7 @@ class BackupResult:
                     "size_bytes": d.size_bytes,
                     "integrity": d.integrity,
                     "findings": d.findings,
+                    "reused_from": d.reused_from,
                 }
                 for d in self.manifest.databases
             ],
@@ -156,6 +160,7 @@ def create_backup(
     recipients: Recipients | None = None,
     to: str | None = None,
     retention_days: int | None = None,
+    reuse: bool = True,
     _hold_lock: bool = True,
 ) -> BackupResult:
     """Back up a state dir into one archive. Returns the result; raises `BackupError` when no
@@ -175,6 +180,10 @@ def create_backup(
     uploaded and its remote copy proven (docs/offsite.md), still under the lock; the result's
     `remote` is the copy, or `remote_error` says why there is none. `retention_days` locks the
     copy (S3 Object Lock).
+
+    With `reuse` (the default), a database proven unchanged since the newest good archive of
+    this state dir has its member copied from that archive, byte for byte (docs/backup.md);
+    `reuse=False` captures every database.
     """
     if compression not in COMPRESSION_LEVELS:
         raise InputError(
@@ -210,6 +219,7 @@ def create_backup(
                 workers=workers or min(2, os.cpu_count() or 1),
                 progress=progress,
                 recipients=keys,
+                reuse=reuse,
             )
         except BaseException as err:
             # Every run leaves a row, whatever went wrong: a bug included, or monitoring
@@ -281,6 +291,8 @@ def _upload(
         return
     if written.cipher is not None:
         expect = Expected(written.cipher.size_bytes, written.cipher.sha256)
+    elif written.frames:
+        expect = Expected(written.size_bytes - SEAL_SIZE, frames=written.frames)
     else:
         expect = Expected(written.size_bytes - SEAL_SIZE, written.seal)
     try:
@@ -332,27 +344,51 @@ def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
+# What a capture job comes back with (a Future's type does not widen by itself).
+_Outcome = CapturedDatabase | Unchanged | None
+
+
 class _Captures:
-    """Runs captures in a thread pool, at most `window` snapshots in staging at a time."""
+    """Runs captures in a thread pool, at most `window` snapshots in staging at a time.
+
+    A database the earlier archive holds is first proven unchanged, or not (`prove_unchanged`,
+    which writes nothing to staging, so any number may be in flight); only one that is not
+    proven is queued for a capture."""
 
     def __init__(
-        self, databases: list[DatabaseSource], stage: Path, workers: int, meter: Meter
+        self,
+        databases: list[DatabaseSource],
+        stage: Path,
+        workers: int,
+        earlier: EarlierArchive | None,
+        meter: Meter,
     ) -> None:
-        self._pending = deque(enumerate(databases))
+        self._pending: deque[tuple[int, DatabaseSource]] = deque()
+        self._next_index = len(databases)
         self._stage = stage
+        self._window = workers + 1
+        self._capturing = 0
         self._meter = meter
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capture")
         # Freeing a large file's blocks takes the file system a while; do it off the packing path.
         self._reaper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unlink")
-        self._running: dict[Future[CapturedDatabase], DatabaseSource] = {}
-        for _ in range(workers + 1):
-            self._submit()
+        self._running: dict[Future[_Outcome], Job] = {}
+        for index, source in enumerate(databases):
+            earlier_entry = candidate_for(earlier, source)
+            if earlier_entry is None:
+                self._pending.append((index, source))
+                continue
+            proof = self._pool.submit(prove_unchanged, source, earlier_entry)
+            self._running[cast("Future[_Outcome]", proof)] = Job(index, source, proof=True)
+        self._submit()
 
     def _submit(self) -> None:
-        if self._pending:
+        while self._pending and self._capturing < self._window:
             index, source = self._pending.popleft()
             dest = self._stage / f"db-{index:05d}.sqlite"
-            self._running[self._pool.submit(self._capture, source, dest)] = source
+            capture = self._pool.submit(self._capture, source, dest)
+            self._running[cast("Future[_Outcome]", capture)] = Job(index, source)
+            self._capturing += 1
 
     def _capture(self, source: DatabaseSource, dest: Path) -> CapturedDatabase:
         self._meter.begin(source.archive_path)
@@ -361,18 +397,37 @@ class _Captures:
         finally:
             self._meter.end(source.archive_path, source.size_bytes)
 
-    def finished(self) -> Iterator[tuple[DatabaseSource, CapturedDatabase | None]]:
-        """Each capture as it completes; None for a database that was gone by its turn."""
+    def recapture(self, source: DatabaseSource) -> None:
+        """Capture in full a database whose earlier member could not be reused after all."""
+        self._pending.appendleft((self._next_index, source))
+        self._next_index += 1
+        self._submit()
+
+    def ready(self) -> bool:
+        """Has a capture or proof finished that `finished` has not handed out yet?"""
+        return any(fut.done() for fut in self._running)
+
+    def finished(
+        self,
+    ) -> Iterator[tuple[DatabaseSource, CapturedDatabase | Unchanged | None]]:
+        """Each capture as it completes, and each database proven unchanged; None for a
+        database that was gone by its turn."""
         while self._running:
             done, _ = wait(self._running, return_when=FIRST_COMPLETED)
             for fut in done:
-                source = self._running.pop(fut)
+                job = self._running.pop(fut)
                 try:
-                    captured: CapturedDatabase | None = fut.result()
+                    captured = fut.result()
                 except FileNotFoundError:
                     captured = None
+                if not job.proof:
+                    self._capturing -= 1
+                elif captured is None:  # not proven unchanged: capture it
+                    self._pending.append((job.index, job.source))
+                    self._submit()
+                    continue
                 self._submit()
-                yield source, captured
+                yield job.source, captured
 
     def release(self, captured: CapturedDatabase) -> None:
         """The snapshot is in the archive: remove it, which bounds staging disk to the window."""
@@ -383,6 +438,98 @@ class _Captures:
         self._pending.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._reaper.shutdown(wait=True)
+
+
+def _pack_databases(
+    writer: ArchiveWriter,
+    captures: _Captures,
+    earlier: EarlierArchive | None,
+    tree: PackedTree,
+    problems: list[str],
+    warnings: list[str],
+    capture_meter: Meter,
+    pack_meter: Meter,
+) -> list[PackedDatabase]:
+    """Every database into the archive as its capture finishes: a snapshot packed, or an
+    unchanged database's member copied from the earlier archive (else captured after all)."""
+    packed: list[PackedDatabase] = []
+    # Unchanged members are copied in batches: each copy must wait for the compressor to
+    # drain what went before it, so copying many in a row waits once.
+    batch: list[Unchanged] = []
+
+    def reuse() -> None:
+        for unchanged in _reuse_batch(writer, earlier, batch, packed, warnings, captures):
+            # Copied, not captured or compressed: the meters count it as done.
+            name, size = unchanged.source.archive_path, unchanged.source.size_bytes
+            capture_meter.end(name, size)
+            pack_meter.end(name, size)
+
+    while True:
+        for source, captured in captures.finished():
+            if isinstance(captured, Unchanged):
+                batch.append(captured)
+                # Copy while nothing else is ready to pack, or once the batch is full.
+                if len(batch) >= REUSE_BATCH or not captures.ready():
+                    reuse()
+                continue
+            entry = pack_database(writer, captured, pack_meter) if captured is not None else None
+            if captured is None or entry is None:
+                if captured is None:
+                    pack_meter.grow(-source.size_bytes)
+                tree.vanished(source.path)
+                warnings.append(tree.warnings[-1])
+            else:
+                packed.append(entry)
+                captures.release(captured)
+                if captured.damaged:
+                    problems.append(
+                        f"database {captured.source.path} fails its check: {captured.integrity}"
+                    )
+                else:
+                    warnings.extend(
+                        f"{captured.source.path}: {finding}" for finding in captured.findings
+                    )
+        if not batch:
+            return packed
+        # Round again, to pack what the databases that could not be copied capture.
+        reuse()
+
+
+def _reuse_batch(
+    writer: ArchiveWriter,
+    earlier: EarlierArchive | None,
+    batch: list[Unchanged],
+    packed: list[PackedDatabase],
+    warnings: list[str],
+    captures: _Captures,
+) -> list[Unchanged]:
+    """Copy unchanged databases' members from the earlier archive into `packed`, and empty
+    the batch; a database whose bytes there are not the ones recorded gets a warning and is
+    captured in full instead. Returns those copied."""
+    assert earlier is not None  # only candidates of an earlier archive come back unchanged
+    copied: list[Unchanged] = []
+    for unchanged in batch:
+        member = copy_unchanged(writer, earlier, unchanged)
+        if member is None:
+            warnings.append(
+                f"{earlier.path}: the member {unchanged.source.archive_path} is not as recorded "
+                "(changed or cut short): captured in full instead"
+            )
+            captures.recapture(unchanged.source)
+            continue
+        entry, index = member
+        assert entry.frames is not None
+        packed.append(PackedDatabase(entry, index, entry.frames.tar_bytes))
+        copied.append(unchanged)
+    batch.clear()
+    return copied
+
+
+@dataclass(frozen=True)
+class Job:
+    index: int  # the database's place in discovery's order: names its staging file
+    source: DatabaseSource
+    proof: bool = False  # a proof that it is unchanged, not a capture
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -429,6 +576,7 @@ def _run(
     workers: int,
     progress: ProgressCallback | None,
     recipients: Recipients | None,
+    reuse: bool,
 ) -> BackupResult:
     emit(progress, "discover", 0, 1, os.fspath(layout.state_dir))
     inv = discover(layout, include_workspaces=include_workspaces, excludes=excludes)
@@ -442,31 +590,18 @@ def _run(
         tmp = stage / (final.name + ".part")
         writer = ArchiveWriter(tmp, level=level, recipients=recipients)
         captures: _Captures | None = None
+        # An encrypted archive takes no copied bytes (reuse.py): it is captured in full.
+        earlier = earlier_archive(layout) if reuse and recipients is None else None
         try:
             capture_meter = Meter(progress, "capture", sum(d.size_bytes for d in inv.databases))
             pack_meter = Meter(progress, "pack", inv.total_bytes)
-            captures = _Captures(inv.databases, stage, workers, capture_meter)
+            captures = _Captures(inv.databases, stage, workers, earlier, capture_meter)
             tree = pack_tree(writer, inv, pack_meter)
             warnings.extend(tree.warnings)
-            databases: list[DatabaseEntry] = []
-            for source, captured in captures.finished():
-                entry = pack_database(writer, captured, pack_meter) if captured else None
-                if captured is None or entry is None:
-                    if captured is None:
-                        pack_meter.grow(-source.size_bytes)
-                    tree.vanished(source.path)
-                    warnings.append(tree.warnings[-1])
-                    continue
-                databases.append(entry)
-                captures.release(captured)
-                if captured.damaged:
-                    problems.append(
-                        f"database {captured.source.path} fails its check: {captured.integrity}"
-                    )
-                else:
-                    warnings.extend(
-                        f"{captured.source.path}: {finding}" for finding in captured.findings
-                    )
+            packed = _pack_databases(
+                writer, captures, earlier, tree, problems, warnings, capture_meter, pack_meter
+            )
+            databases = [with_frame(p.entry, writer.frame(p.frame), p.tar_bytes) for p in packed]
             order = {d.archive_path: i for i, d in enumerate(inv.databases)}
             databases.sort(key=lambda d: order[d.archive_path])
             manifest = Manifest(
@@ -499,6 +634,8 @@ def _run(
         finally:
             if captures is not None:
                 captures.close()
+            if earlier is not None:
+                earlier.close()
         try:
             publish(tmp, final)
         except OSError as err:

@@ -67,6 +67,11 @@ from .options import (
     show_default=True,
     help=COMPRESSION_HELP,
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Capture every database; copy nothing from earlier archives, even what is unchanged.",
+)
 @click.option("--prune", "prune_policy", metavar="POLICY", default=None, help=PRUNE_HELP)
 @encrypt_options
 @remote_options
@@ -82,6 +87,7 @@ def backup(
     dry_run: bool,
     wait: float,
     compression: str,
+    full: bool,
     prune_policy: str | None,
     encrypt_to: tuple[str, ...],
     recipients_file: Path | None,
@@ -119,6 +125,7 @@ def backup(
             recipients_file=recipients_file,
             to=to,
             retention_days=retention_days,
+            reuse=not full,
         )
     for warning in result.warnings:
         opts.note(f"backupkit: warning: {warning}")

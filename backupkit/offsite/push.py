@@ -8,6 +8,7 @@ before the upload starts (contract: no unfinished upload is left behind after th
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..archive.format import parse_archive_name
-from ..archive.reader import is_encrypted_source, read_seal
-from ..archive.source import LocalSource
-from ..errors import BackupError, InputError
+from ..archive.reader import ZstdFrameReader, is_encrypted_source, read_seal
+from ..archive.source import LocalSource, Readable
+from ..errors import BackupError, InputError, IntegrityError
 from ..ops import ledger
 from ..progress import ProgressCallback
 from ..state.layout import StateLayout, existing_layout
@@ -85,17 +86,49 @@ def push_archive(
 
 
 def _seal_expectation(path: Path) -> Expected | None:
-    """A sealed plain archive says what its bytes before the seal hash to."""
+    """What a sealed plain archive's bytes before the seal must hash to. A seal over the whole
+    stream says it at once; a seal over each frame's sha256 is proven here first, by reading
+    the frames (zstd checks each one on the way), and their bytes' sha256 kept for the upload
+    to match, so the bytes sent are the bytes proven."""
     src = LocalSource(path)
     try:
         if is_encrypted_source(src):
             return None
-        frame_size, sealed = read_seal(src)
+        frame_size, seal = read_seal(src)
+        if frame_size is None or seal is None:
+            return None
+        if seal.kind == "stream":
+            return Expected(frame_size, seal.digest)
+        tee = _Tee(src.stream(frame_size))
+        reader = ZstdFrameReader(tee, limit=frame_size, per_frame=True)
+        try:
+            reader.drain()
+        except IntegrityError as err:
+            raise IntegrityError(
+                f"the archive on disk is not the one written ({err}): not uploading {path}; "
+                "run verify on it"
+            ) from err
+        if reader.seal_digest() != seal.digest:
+            raise IntegrityError(
+                f"the archive on disk is not the one written (its frames differ from its "
+                f"seal): not uploading {path}; run verify on it"
+            )
+        return Expected(frame_size, tee.digest.digest())
     finally:
         src.close()
-    if frame_size is None or sealed is None:
-        return None
-    return Expected(frame_size, sealed)
+
+
+class _Tee:
+    """Hands bytes on, hashing them as they pass."""
+
+    def __init__(self, inner: Readable) -> None:
+        self._inner = inner
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._inner.read(size)
+        self.digest.update(data)
+        return data
 
 
 def upload_recorded(

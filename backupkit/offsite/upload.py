@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..archive.format import Frame
 from ..errors import EnvironmentFault, InputError, IntegrityError, from_os_error
 from ..progress import ProgressCallback, emit
 from .client import error_code, is_not_found, is_precondition_failed, make_client, translate
@@ -103,17 +104,51 @@ class RemoteCopy:
 
 @dataclass(frozen=True)
 class Expected:
-    """What the first `length` bytes of the file must hash to (sha256)."""
+    """What the file's first `length` bytes must hash to: one sha256 of them all, or, for an
+    archive written as a run of frames, each frame's sha256 (`frames`, contiguous from 0)."""
 
     length: int
-    sha256: bytes
+    sha256: bytes | None = None
+    frames: tuple[Frame, ...] = ()
 
     def check(self, digest: bytes, url: str) -> None:
         if digest != self.sha256:
-            raise IntegrityError(
-                "the archive on disk is not the one written (its sha256 differs): not "
-                f"completing the upload of {url}; run verify on it"
-            )
+            raise _not_as_written(url)
+
+
+def _not_as_written(url: str) -> IntegrityError:
+    return IntegrityError(
+        "the archive on disk is not the one written (its sha256 differs): not completing the "
+        f"upload of {url}; run verify on it"
+    )
+
+
+class _FrameCheck:
+    """Each frame's sha256, checked as the file's bytes go by in order."""
+
+    def __init__(self, frames: tuple[Frame, ...], url: str) -> None:
+        self._frames, self._url = frames, url
+        self._index = 0
+        self._hash = hashlib.sha256()
+        self._at = 0  # file offset reached
+
+    def feed(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view and self._index < len(self._frames):
+            frame = self._frames[self._index]
+            take = min(len(view), frame.offset + frame.length - self._at)
+            self._hash.update(view[:take])
+            view = view[take:]
+            self._at += take
+            if self._at == frame.offset + frame.length:
+                if self._hash.digest() != frame.sha256:
+                    raise _not_as_written(self._url)
+                self._index += 1
+                self._hash = hashlib.sha256()
+
+    @property
+    def done(self) -> bool:
+        return self._index == len(self._frames)
 
 
 class _Progress:
@@ -321,6 +356,9 @@ def _send_parts(job: _Job, upload_id: str, psize: int) -> tuple[str, list[tuple[
     client, obj, fd, size, progress = job.client, job.obj, job.fd, job.size, job.progress
     full = hashlib.sha256()
     expected = job.expect
+    frames = _FrameCheck(expected.frames, obj.url) if expected and expected.frames else None
+    if frames is not None:
+        expected = None
     checked = expected is None
     sent: dict[int, tuple[str, bytes]] = {}
     shown = _Progress(progress, size, obj.name)
@@ -354,6 +392,8 @@ def _send_parts(job: _Job, upload_id: str, psize: int) -> tuple[str, list[tuple[
                     for future in done:
                         future.result()
                 data = _pread(fd, min(psize, size - offset), offset)
+                if frames is not None:
+                    frames.feed(data)
                 if expected is not None and offset <= expected.length <= offset + len(data):
                     # The digest of the file's first `length` bytes, on the way to the whole.
                     cut = expected.length - offset
@@ -366,7 +406,7 @@ def _send_parts(job: _Job, upload_id: str, psize: int) -> tuple[str, list[tuple[
                 pending.add(pool.submit(send, number, data))
             for future in pending:
                 future.result()
-            if not checked:
+            if not checked or (frames is not None and not frames.done):
                 raise IntegrityError("the archive is shorter than it was written: not uploaded")
         except BaseException:
             for future in pending:

@@ -275,6 +275,20 @@ def mark_pruned(global_db: Path, ids: list[str]) -> str | None:
     return _transaction(global_db, mark, f"archives deleted, but {TABLE} could not be marked")
 
 
+def recent_good_backups(global_db: Path, limit: int) -> list[Row]:
+    """The newest `limit` backup rows with status `ok`, newest first, read without creating or
+    changing any file; [] when the ledger cannot be read (a backup then reuses nothing)."""
+    if not global_db.is_file():
+        return []
+    try:
+        with open_readonly(global_db) as conn:
+            clauses = " WHERE status='ok' ORDER BY created_at DESC, id DESC LIMIT ?"
+            rows = _select(conn, clauses, (limit,))
+    except (sqlite3.Error, OSError, UnicodeDecodeError):
+        return []
+    return [row for row in map(_parse, rows) if isinstance(row, Row)]
+
+
 def read_raw(global_db: Path) -> list[tuple[object, ...]]:
     """Every row exactly as stored, to carry over a restore that replaces the database."""
     if not global_db.is_file():
@@ -283,7 +297,9 @@ def read_raw(global_db: Path) -> list[tuple[object, ...]]:
         return _select(conn, "")
 
 
-def _select(conn: sqlite3.Connection, order: str) -> list[tuple[object, ...]]:
+def _select(
+    conn: sqlite3.Connection, clauses: str, params: tuple[object, ...] = ()
+) -> list[tuple[object, ...]]:
     """Every row as our five columns (NULL for one the live table lacks); [] with no table."""
     if not conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (TABLE,)
@@ -291,7 +307,7 @@ def _select(conn: sqlite3.Connection, order: str) -> list[tuple[object, ...]]:
         return []
     have = {row[1] for row in conn.execute(f"PRAGMA table_info({TABLE})")}
     select = ", ".join(c if c in have else "NULL" for c in COLUMNS)
-    return list(conn.execute(f"SELECT {select} FROM {TABLE}{order}").fetchall())
+    return list(conn.execute(f"SELECT {select} FROM {TABLE}{clauses}", params).fetchall())
 
 
 def insert_raw(global_db: Path, raw: list[tuple[object, ...]]) -> str | None:

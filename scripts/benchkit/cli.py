@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import breakdown, report, targets, timing, trees, writer_probe
+from . import breakdown, nightly, report, targets, timing, trees, writer_probe
 from .contenders import restore_available
 from .files import remove
 from .machine import code_hash, machine_info
-from .rounds import describe_load, load_between, sample_load
+from .rounds import LoadSample, describe_load, load_between, sample_load
 from .settings import (
     DEFAULT_AGENTS,
     DEFAULT_BENCH_DIR,
@@ -98,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="also time an encrypted backup (--encrypt-to, age) against the plain one",
     )
     parser.add_argument(
+        "--no-nightly",
+        action="store_true",
+        help="skip issue 18's nightly backups (backupkit --full, then a nightly after 5 %% of "
+        "the agents changed, against the naive pipeline, restic and borg)",
+    )
+    parser.add_argument(
+        "--nightly-only",
+        action="store_true",
+        help="time only the nightly rounds (and the trees they need): issue 18's targets",
+    )
+    parser.add_argument(
         "--no-writer",
         action="store_true",
         help="skip timing a gateway writer's commits during a backup of the first tree",
@@ -169,6 +180,26 @@ def _time_trees(
             trees.forget_bench_runs(tree.global_db, keep)
         results.append(result)
         out["trees"].append(report.print_tree(result, targets.tree_targets(result.contenders)))
+    return results
+
+
+def _time_nightly(opts: Options, first: trees.Tree, want_hash: str) -> list[dict[str, Any]]:
+    """Issue 18's rounds on the first sized tree and on the many-agent tree."""
+    args = opts.args
+    many_spec = nightly.many_spec(args.quick, args.smoke)
+    many = trees.describe_tree(
+        trees.ensure_tree(many_spec, want_hash, opts.paths), many_spec, opts.paths
+    )
+    results = []
+    for tree, is_many in ((first, False), (many, True)):
+        keep = trees.ledger_ids(tree.global_db)
+        print(f"timing nightly backups on the {tree.spec.label}", flush=True)
+        try:
+            result = nightly.bench_nightly(tree, opts.rounds, opts.paths.scratch / "nightly")
+        finally:
+            trees.forget_bench_runs(tree.global_db, keep)
+        judged = targets.nightly_targets(result, many=is_many)
+        results.append(report.print_nightly(result, judged))
     return results
 
 
@@ -257,20 +288,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.print_header(out["machine"], with_restore)
 
     try:
-        results = _time_trees(opts, specs, want_hash, with_restore, out)
-        if results and not args.no_writer:
-            out["writer"] = _time_writer(opts, results[0].tree)
-        if args.breakdown and results:
-            out["breakdown"] = _time_breakdown(opts, results[0].tree)
-        lin = targets.linearity(results)
-        if lin is not None:
-            out["linearity"] = lin
-            report.print_linearity(lin)
-        if per_db_specs:
-            out["per_database"] = _time_per_database(opts, per_db_specs, want_hash)
+        if args.nightly_only:
+            first = trees.describe_tree(
+                trees.ensure_tree(specs[0], want_hash, paths), specs[0], paths
+            )
+            out["nightly"] = _time_nightly(opts, first, want_hash)
+        else:
+            _time_all(opts, specs, per_db_specs, want_hash, with_restore, out)
     finally:
         remove(paths.scratch)
+    return _finish(out, opts, start)
 
+
+def _time_all(
+    opts: Options,
+    specs: list[trees.TreeSpec],
+    per_db_specs: tuple[trees.TreeSpec, trees.TreeSpec] | None,
+    want_hash: str,
+    with_restore: bool,
+    out: dict[str, Any],
+) -> None:
+    args = opts.args
+    results = _time_trees(opts, specs, want_hash, with_restore, out)
+    if results and not args.no_nightly:
+        out["nightly"] = _time_nightly(opts, results[0].tree, want_hash)
+    if results and not args.no_writer:
+        out["writer"] = _time_writer(opts, results[0].tree)
+    if args.breakdown and results:
+        out["breakdown"] = _time_breakdown(opts, results[0].tree)
+    lin = targets.linearity(results)
+    if lin is not None:
+        out["linearity"] = lin
+        report.print_linearity(lin)
+    if per_db_specs:
+        out["per_database"] = _time_per_database(opts, per_db_specs, want_hash)
+
+
+def _finish(out: dict[str, Any], opts: Options, start: LoadSample) -> int:
+    """The run's closing lines: how busy the machine was, whether the code changed, the JSON."""
     machine = out["machine"]
     machine["loadavg_end"] = list(os.getloadavg())
     machine["machine_load"] = load_between(start, sample_load())

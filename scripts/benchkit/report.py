@@ -10,6 +10,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from .nightly import NightlyResult
 from .rounds import Contender, describe_load, paired_ratio, ratio
 from .settings import MB, human
 from .timing import PerDatabaseResult, TreeResult
@@ -70,8 +71,8 @@ def print_header(machine: dict[str, Any], with_restore: bool) -> None:
         print("bench: `backupkit restore` is not available yet: restore is not timed", flush=True)
 
 
-def print_targets(targets: list[dict[str, Any]]) -> None:
-    print("issue-7 targets (a measurement in this run, not a test):")
+def print_targets(targets: list[dict[str, Any]], issue: int = 7) -> None:
+    print(f"issue-{issue} targets (a measurement in this run, not a test):")
     for t in targets:
         value = "-" if t["measured"] is None else f"{t['measured']:.2f} {t['unit']}"
         print(f"  {t['target']:<52} {value:>12}  {t['result']}")
@@ -203,3 +204,37 @@ def write_json(report: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nresults written to {out}")
+
+
+def print_nightly(result: NightlyResult, targets: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first-and-nightly table and issue 18's targets; returns the JSON entry."""
+    tree = result.tree
+    print()
+    print(
+        f"== nightly backups on the {tree.spec.label}: {len(tree.databases)} databases, "
+        f"{tree.state_bytes / MB:,.0f} MB of state, {result.changed[0] if result.changed else 0} "
+        f"agent databases changed before each nightly, median of {result.rounds} round(s)"
+    )
+    header = f"{'contender':<52} {'median s':>9} {'per round s':>24} {'peak RSS MB':>12}"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for c in result.first + result.nightly:
+        row = contender_summary(c, None, None, tree.state_bytes)
+        rows.append(row)
+        rounds = ", ".join(f"{t:.2f}" for t in c.times)
+        failed = f"  ({len(c.failures)} failed)" if c.failures else ""
+        print(
+            f"{c.label:<52} {fmt(row['median_s'], '9.2f')} {rounds:>24} "
+            f"{fmt(row['peak_rss_mb'], '12.0f')}{failed}"
+        )
+    print(f"machine during these rounds: {describe_load(result.machine_load)}")
+    print_targets(targets, issue=18)
+    return {
+        **tree_summary(tree),
+        "rounds": result.rounds,
+        "changed_per_round": result.changed,
+        "contenders": rows,
+        "targets": targets,
+        "machine_load": result.machine_load,
+    }

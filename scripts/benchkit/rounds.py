@@ -96,16 +96,20 @@ class LoadSample:
     loadavg: tuple[float, float, float]
     busy_cpu_s: float | None  # every process on the machine, from /proc/stat; None if unknown
     own_cpu_s: float  # this process and every child it has waited for
+    # Time the hypervisor gave this VM's CPUs to others (counted in busy_cpu_s too).
+    steal_cpu_s: float | None = None
 
 
-def _busy_cpu_seconds() -> float | None:
+def _cpu_seconds() -> tuple[float, float] | None:
+    """(busy, stolen) CPU seconds of the whole machine so far."""
     try:
         with open("/proc/stat") as fh:
             fields = fh.readline().split()
         # cpu user nice system idle iowait irq softirq steal [guest guest_nice]; guest time is
         # already counted in user.
         user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
-        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return (user + nice + system + irq + softirq + steal) / tick, steal / tick
     except (OSError, ValueError, IndexError):
         return None
 
@@ -117,7 +121,9 @@ def own_cpu_seconds() -> float:
 
 
 def sample_load() -> LoadSample:
-    return LoadSample(time.perf_counter(), os.getloadavg(), _busy_cpu_seconds(), own_cpu_seconds())
+    cpu = _cpu_seconds()
+    busy, steal = cpu if cpu is not None else (None, None)
+    return LoadSample(time.perf_counter(), os.getloadavg(), busy, own_cpu_seconds(), steal)
 
 
 def load_between(before: LoadSample, after: LoadSample) -> dict[str, Any]:
@@ -135,6 +141,9 @@ def load_between(before: LoadSample, after: LoadSample) -> dict[str, Any]:
         "own_cpu_s": own,
         "other_cpu_s": other,
         "other_cores": other / wall if other is not None and wall > 0 else None,
+        "steal_cores": (after.steal_cpu_s - before.steal_cpu_s) / wall
+        if after.steal_cpu_s is not None and before.steal_cpu_s is not None and wall > 0
+        else None,
     }
 
 
@@ -143,9 +152,11 @@ def describe_load(load: dict[str, Any]) -> str:
     text = f"load {load['loadavg_before'][0]:.2f} -> {load['loadavg_after'][0]:.2f}"
     if load["other_cpu_s"] is None:
         return text + ", CPU time of other processes unknown (no /proc/stat)"
+    steal = load.get("steal_cores")
+    stolen = f", steal {steal:.2f} cores" if steal is not None else ""
     return (
         f"{text}, other processes used {load['other_cores']:.2f} cores "
-        f"({load['other_cpu_s']:.1f} CPU-s in {load['wall_s']:.1f} s)"
+        f"({load['other_cpu_s']:.1f} CPU-s in {load['wall_s']:.1f} s){stolen}"
     )
 
 
@@ -201,19 +212,35 @@ def warm_cache(paths: Iterable[Path]) -> None:
                         pass
 
 
+class LoadLog:
+    """How busy the machine was in each round and over all of them."""
+
+    def __init__(self) -> None:
+        self._first = self._before = sample_load()
+        self._rounds: list[dict[str, Any]] = []
+
+    def round_done(self, number: int) -> None:
+        after = sample_load()
+        load = load_between(self._before, after)
+        print(f"    machine: {describe_load(load)}", flush=True)
+        self._rounds.append({"round": number, **load})
+        self._before = after
+
+    def summary(self) -> dict[str, Any]:
+        return {**load_between(self._first, self._before), "rounds": self._rounds}
+
+
+def abba(contenders: list[Contender], round_index: int) -> list[Contender]:
+    """Reversing every other round cancels a linear drift and any position effect."""
+    return contenders if round_index % 2 == 0 else list(reversed(contenders))
+
+
 def run_rounds(contenders: list[Contender], rounds: int, rss_file: Path) -> dict[str, Any]:
     """Time every contender once per round; return how busy the machine was meanwhile."""
-    first = before = sample_load()
-    per_round = []
+    log = LoadLog()
     for r in range(rounds):
-        # ABBA: reversing every other round cancels a linear drift and any position effect.
-        order = contenders if r % 2 == 0 else list(reversed(contenders))
         print(f"  round {r + 1}/{rounds}", flush=True)
-        for c in order:
+        for c in abba(contenders, r):
             run_once(c, rss_file)
-        after = sample_load()
-        load = load_between(before, after)
-        print(f"    machine: {describe_load(load)}", flush=True)
-        per_round.append({"round": r + 1, **load})
-        before = after
-    return {**load_between(first, before), "rounds": per_round}
+        log.round_done(r + 1)
+    return log.summary()

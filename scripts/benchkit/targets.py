@@ -1,4 +1,5 @@
-"""The issue-7 targets, each judged PASS or MISS on what this run measured (n/a if nothing was).
+"""The issue-7 and issue-18 targets, each judged PASS or MISS on what this run measured (n/a if
+nothing was).
 
 Ratios are against contenders measured in the same rounds. This is a measurement, not a test:
 no verdict changes the exit code.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .nightly import NightlyResult
 from .rounds import Contender, ratio
 from .timing import PerDatabaseResult, TreeResult
 
@@ -148,3 +150,41 @@ def writer_target(worst_ms: float | None, failed: int, backup_exit: int) -> dict
     if failed or backup_exit != 0:
         row["result"] = "MISS"
     return row
+
+
+TARGET_NIGHTLY_SIZED = 0.10
+TARGET_NIGHTLY_MANY = 0.20
+TARGET_FULL_VS_NAIVE = 0.80
+TARGET_VS_PEER = 1.00
+
+
+def nightly_targets(result: NightlyResult, *, many: bool) -> list[dict[str, Any]]:
+    """Issue 18's targets on one tree: the nightly against the full backup (1), the full one
+    against the naive pipeline and restic (2), and both against restic and borg (3)."""
+    by = result.by_key()
+    full, nightly = by["backupkit-full"].median, by["backupkit-nightly"].median
+    limit = TARGET_NIGHTLY_MANY if many else TARGET_NIGHTLY_SIZED
+    rows = [
+        target_row(
+            f"nightly <= {limit} x full (5 % of agents changed)", ratio(nightly, full), limit
+        ),
+        target_row(
+            f"full <= {TARGET_FULL_VS_NAIVE} x naive",
+            ratio(full, by["naive"].median),
+            TARGET_FULL_VS_NAIVE,
+        ),
+    ]
+    for peer in ("restic", "borg"):
+        for mine, key, what in (
+            (full, f"{peer}-first", "full vs first backup"),
+            (nightly, f"{peer}-nightly", "nightly vs nightly"),
+        ):
+            if key in by:
+                rows.append(
+                    target_row(
+                        f"{what} <= {TARGET_VS_PEER} x {peer}",
+                        ratio(mine, by[key].median),
+                        TARGET_VS_PEER,
+                    )
+                )
+    return rows

@@ -102,7 +102,9 @@ def bench_writer(tree: Tree, scratch_root: Path) -> dict[str, Any]:
     time.sleep(SETTLE_S)
     started = time.perf_counter()
     proc = subprocess.run(
-        backupkit_cmd("--state-dir", str(tree.state_dir), "-q", "backup", "--output", str(out)),
+        backupkit_cmd(
+            "--state-dir", str(tree.state_dir), "-q", "backup", "--output", str(out), "--full"
+        ),
         capture_output=True,
         text=True,
         check=False,
