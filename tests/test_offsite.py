@@ -4,9 +4,16 @@ reading straight from the bucket (docs/offsite.md)."""
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
 from pathlib import Path
 
-from backupkit.offsite.upload import composite_sha256, part_size
+import pytest
+
+from backupkit.archive.format import Frame
+from backupkit.errors import IntegrityError
+from backupkit.offsite.upload import Expected, composite_sha256, part_size, upload_file
+from backupkit.offsite.url import Remote
 
 from .conftest import (
     Bucket,
@@ -139,3 +146,22 @@ def test_an_archive_missing_from_the_bucket_is_exit_2_with_what_to_do(bucket: Bu
     proc = run_cli("verify", f"{bucket.url()}/openclaw-backup-x.tar.zst", env=bucket.env)
     assert proc.returncode == 2
     assert "does not exist" in proc.stderr and "list --remote" in proc.stderr
+
+
+def test_an_upload_checks_each_frame_as_written_and_completes_nothing_on_a_mismatch(
+    tmp_path: Path, bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in bucket.env.items():
+        monkeypatch.setenv(name, value)
+    data = bytearray(os.urandom(300_000))
+    cuts = [0, 70_000, 210_000, len(data)]
+    frames = tuple(
+        Frame(a, b - a, hashlib.sha256(data[a:b]).digest()) for a, b in itertools.pairwise(cuts)
+    )
+    path = tmp_path / "openclaw-backup-20260101T000000Z-0badf00d.tar.zst"
+    data[100_000] ^= 0x01  # inside the second frame, after it was "written"
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="not the one written"):
+        upload_file(path, Remote.parse(bucket.url()), expect=Expected(len(data), frames=frames))
+    assert bucket.object_keys() == []
+    assert bucket.unfinished_uploads() == []
