@@ -1,4 +1,4 @@
-"""Issue 3's corruption suite: `backupkit verify` never says yes to a damaged or forged archive,
+"""The corruption suite: `backupkit verify` never says yes to a damaged or forged archive,
 and names what is wrong.
 
 Exit codes (README, "Exit codes"), as decided here and documented in fixtures/hostile/README.md:

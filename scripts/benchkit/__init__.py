@@ -1,11 +1,12 @@
-"""Benchmark backupkit against the baselines of issue 7, in the same run, on cached fixtures.
+"""Benchmark backupkit against the naive pipeline and the compression floor, in the same run,
+on cached fixtures.
 
 Timings on the project's machines drift by up to 40 % between runs and the page cache is
 evicted after about 30 s idle, so absolute seconds mean little: every contender runs as its own
 subprocess, all contenders of a tree alternate within each round (ABBA order, which also cancels
 a linear drift), back to back without sleeping, and only medians and ratios against baselines
 measured in the same rounds are reported, with how busy the rest of the machine was meanwhile.
-The issue-7 targets are printed as PASS/MISS: this is a measurement, never a test, and the exit
+The full-backup targets are printed as PASS/MISS: this is a measurement, never a test, and the exit
 code does not depend on it.
 
 Fixture trees are built once with `fixtures.build_state` and cached under `.bench/trees/`, keyed
@@ -21,7 +22,7 @@ Run it through `scripts/bench` (which sets up the venv); see docs/performance.md
 - `contenders`: what is timed on each tree, and the inputs it needs;
 - `rounds`: ABBA rounds, medians, peak RSS, and how busy the machine was;
 - `timing`: one tree (or the per-database pair) prepared, timed in rounds, cleaned up;
-- `targets`: the issue-7 targets with PASS/MISS;
+- `targets`: the full-backup targets with PASS/MISS;
 - `breakdown`: what each stage of a backup costs alone, through backupkit's own functions;
 - `writer_probe`: the gateway's commit latency during a backup;
 - `machine`: what the run ran on;

@@ -100,13 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-nightly",
         action="store_true",
-        help="skip issue 18's nightly backups (backupkit --full, then a nightly after 5 %% of "
+        help="skip the nightly nightly backups (backupkit --full, then a nightly after 5 %% of "
         "the agents changed, against the naive pipeline, restic and borg)",
     )
     parser.add_argument(
         "--nightly-only",
         action="store_true",
-        help="time only the nightly rounds (and the trees they need): issue 18's targets",
+        help="time only the nightly rounds (and the trees they need): the nightly targets",
     )
     parser.add_argument(
         "--no-writer",
@@ -184,7 +184,7 @@ def _time_trees(
 
 
 def _time_nightly(opts: Options, first: trees.Tree, want_hash: str) -> list[dict[str, Any]]:
-    """Issue 18's rounds on the first sized tree and on the many-agent tree."""
+    """The nightly rounds on the first sized tree and on the many-agent tree."""
     args = opts.args
     many_spec = nightly.many_spec(args.quick, args.smoke)
     many = trees.describe_tree(

@@ -1,4 +1,4 @@
-"""Issue 18: what a nightly backup costs next to a full one, and next to restic and borg.
+"""What a nightly backup costs next to a full one, and next to restic and borg.
 
 Each round on a tree has two groups. First backups: the naive pipeline (target 2's baseline),
 backupkit `--full` (verify on: every database captured, checked, hashed, compressed, read back),

@@ -71,8 +71,8 @@ def print_header(machine: dict[str, Any], with_restore: bool) -> None:
         print("bench: `backupkit restore` is not available yet: restore is not timed", flush=True)
 
 
-def print_targets(targets: list[dict[str, Any]], issue: int = 7) -> None:
-    print(f"issue-{issue} targets (a measurement in this run, not a test):")
+def print_targets(targets: list[dict[str, Any]], kind: str = "full-backup") -> None:
+    print(f"{kind} targets (a measurement in this run, not a test):")
     for t in targets:
         value = "-" if t["measured"] is None else f"{t['measured']:.2f} {t['unit']}"
         print(f"  {t['target']:<52} {value:>12}  {t['result']}")
@@ -207,7 +207,7 @@ def write_json(report: dict[str, Any], out: Path) -> None:
 
 
 def print_nightly(result: NightlyResult, targets: list[dict[str, Any]]) -> dict[str, Any]:
-    """The first-and-nightly table and issue 18's targets; returns the JSON entry."""
+    """The first-and-nightly table and the nightly targets; returns the JSON entry."""
     tree = result.tree
     print()
     print(
@@ -229,7 +229,7 @@ def print_nightly(result: NightlyResult, targets: list[dict[str, Any]]) -> dict[
             f"{fmt(row['peak_rss_mb'], '12.0f')}{failed}"
         )
     print(f"machine during these rounds: {describe_load(result.machine_load)}")
-    print_targets(targets, issue=18)
+    print_targets(targets, kind="nightly")
     return {
         **tree_summary(tree),
         "rounds": result.rounds,

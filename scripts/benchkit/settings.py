@@ -17,7 +17,8 @@ GIB = 1 << 30
 MB = 1_000_000  # throughput is reported in decimal MB/s, like disk and network figures
 
 DEFAULT_SIZE_GIB = 2.0
-DEFAULT_AGENTS = 40  # + global, quarantine and foreign databases = 43, like the 41+
+# + global, quarantine and foreign databases = 43, like the reference gateway's 41+
+DEFAULT_AGENTS = 40
 DEFAULT_ROUNDS = 3
 QUICK_SIZE_GIB = 200 / 1024
 # --smoke: every part of a run in a few seconds, on trees too small for the timings to mean much.

@@ -1,4 +1,4 @@
-"""The issue-7 and issue-18 targets, each judged PASS or MISS on what this run measured (n/a if
+"""The full-backup and nightly targets, each judged PASS or MISS on what this run measured (n/a if
 nothing was).
 
 Ratios are against contenders measured in the same rounds. This is a measurement, not a test:
@@ -159,7 +159,7 @@ TARGET_VS_PEER = 1.00
 
 
 def nightly_targets(result: NightlyResult, *, many: bool) -> list[dict[str, Any]]:
-    """Issue 18's targets on one tree: the nightly against the full backup (1), the full one
+    """The nightly targets on one tree: the nightly against the full backup (1), the full one
     against the naive pipeline and restic (2), and both against restic and borg (3)."""
     by = result.by_key()
     full, nightly = by["backupkit-full"].median, by["backupkit-nightly"].median
