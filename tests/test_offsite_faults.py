@@ -162,3 +162,38 @@ def test_a_connection_that_keeps_breaking_is_exit_4_and_restore_places_nothing(
     assert proc.returncode == 4, proc.stderr
     assert re.search(r"object store broke \d+ times .*at byte [1-9]", proc.stderr)
     assert not target.exists() or os.listdir(target) == []
+
+
+def _is_head(method: str, path: str) -> bool:
+    return method == "HEAD"
+
+
+def test_a_server_that_keeps_no_checksum_gets_the_copy_read_back_whole(
+    state: StateTree, out_dir: Path, flaky: Bucket, proxy: FaultProxy
+) -> None:
+    proxy.rewrite_reply(_is_head, 1000, drop_header="x-amz-checksum-sha256")
+    body = backup_to(state, out_dir, flaky)
+    assert body["remote"]["proof"] == "read-back"
+    assert body["remote"]["checksum"] is None
+    assert _remote_bytes(flaky, body["remote"]["url"]) == Path(body["archive"]).read_bytes()
+
+
+def test_a_read_back_that_returns_other_bytes_proves_no_copy(
+    state: StateTree, out_dir: Path, flaky: Bucket, proxy: FaultProxy
+) -> None:
+    proxy.rewrite_reply(_is_head, 1000, drop_header="x-amz-checksum-sha256")
+    proxy.rewrite_reply(_is_object_read, 1, flip_at=1000)
+    proc = run_cli(*backup_to_args(state, out_dir, flaky, "--json"), env=flaky.env)
+    assert proc.returncode == 1
+    assert "not the bytes sent" in json_text(proc.stdout)["remote"]["error"]
+    status = run_cli(
+        "--state-dir",
+        state.root,
+        "status",
+        "--output",
+        out_dir,
+        "--remote",
+        flaky.url(),
+        env=flaky.env,
+    )
+    assert status.returncode == 1
