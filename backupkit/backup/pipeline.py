@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from ..archive.crypt import Recipients, resolve_recipients
-from ..archive.format import MANIFEST_NAME, SEAL_SIZE, archive_name, new_backup_id
+from ..archive.format import MANIFEST_NAME, archive_name, new_backup_id
 from ..archive.manifest import (
     Encryption,
     Manifest,
@@ -290,11 +290,9 @@ def _upload(
         result.remote_error = IntegrityError(f"not uploaded to {remote}: the backup is not proven")
         return
     if written.cipher is not None:
-        expect = Expected(written.cipher.size_bytes, written.cipher.sha256)
-    elif written.frames:
-        expect = Expected(written.size_bytes - SEAL_SIZE, frames=written.frames)
+        expect = Expected.whole(written.cipher.size_bytes, written.cipher.sha256)
     else:
-        expect = Expected(written.size_bytes - SEAL_SIZE, written.seal)
+        expect = Expected(written.frames)
     try:
         pushed = upload_recorded(
             layout,

@@ -98,7 +98,7 @@ def _seal_expectation(path: Path) -> Expected | None:
         if frame_size is None or seal is None:
             return None
         if seal.kind == "stream":
-            return Expected(frame_size, seal.digest)
+            return Expected.whole(frame_size, seal.digest)
         tee = _Tee(src.stream(frame_size))
         reader = ZstdFrameReader(tee, limit=frame_size, per_frame=True)
         try:
@@ -113,7 +113,7 @@ def _seal_expectation(path: Path) -> Expected | None:
                 f"the archive on disk is not the one written (its frames differ from its "
                 f"seal): not uploading {path}; run verify on it"
             )
-        return Expected(frame_size, tee.digest.digest())
+        return Expected.whole(frame_size, tee.digest.digest())
     finally:
         src.close()
 

@@ -104,16 +104,20 @@ class RemoteCopy:
 
 @dataclass(frozen=True)
 class Expected:
-    """What the file's first `length` bytes must hash to: one sha256 of them all, or, for an
-    archive written as a run of frames, each frame's sha256 (`frames`, contiguous from 0)."""
+    """What the file's bytes must hash to, frame by frame: each `Frame` (contiguous from
+    offset 0) with the sha256 recorded as it was written. A whole-file digest (an encrypted
+    archive's ciphertext, an archive sealed over its whole stream) is one frame."""
 
-    length: int
-    sha256: bytes | None = None
-    frames: tuple[Frame, ...] = ()
+    frames: tuple[Frame, ...]
 
-    def check(self, digest: bytes, url: str) -> None:
-        if digest != self.sha256:
-            raise _not_as_written(url)
+    def __post_init__(self) -> None:
+        if not self.frames:
+            raise ValueError("an expectation needs at least one frame")
+
+    @classmethod
+    def whole(cls, length: int, sha256: bytes) -> Expected:
+        """The first `length` bytes, as one sha256."""
+        return cls((Frame(0, length, sha256),))
 
 
 def _not_as_written(url: str) -> IntegrityError:
@@ -355,11 +359,7 @@ def _send_parts(job: _Job, upload_id: str, psize: int) -> tuple[str, list[tuple[
     (number, ETag, sha256) of each part, in order."""
     client, obj, fd, size, progress = job.client, job.obj, job.fd, job.size, job.progress
     full = hashlib.sha256()
-    expected = job.expect
-    frames = _FrameCheck(expected.frames, obj.url) if expected and expected.frames else None
-    if frames is not None:
-        expected = None
-    checked = expected is None
+    frames = _FrameCheck(job.expect.frames, obj.url) if job.expect is not None else None
     sent: dict[int, tuple[str, bytes]] = {}
     shown = _Progress(progress, size, obj.name)
     emit(progress, "upload", 0, size, obj.name)
@@ -394,19 +394,11 @@ def _send_parts(job: _Job, upload_id: str, psize: int) -> tuple[str, list[tuple[
                 data = _pread(fd, min(psize, size - offset), offset)
                 if frames is not None:
                     frames.feed(data)
-                if expected is not None and offset <= expected.length <= offset + len(data):
-                    # The digest of the file's first `length` bytes, on the way to the whole.
-                    cut = expected.length - offset
-                    full.update(data[:cut])
-                    expected.check(full.copy().digest(), obj.url)
-                    checked = True
-                    full.update(data[cut:])
-                else:
-                    full.update(data)
+                full.update(data)
                 pending.add(pool.submit(send, number, data))
             for future in pending:
                 future.result()
-            if not checked or (frames is not None and not frames.done):
+            if frames is not None and not frames.done:
                 raise IntegrityError("the archive is shorter than it was written: not uploaded")
         except BaseException:
             for future in pending:
