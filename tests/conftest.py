@@ -728,6 +728,11 @@ class Bucket:
         )
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
+    def read(self, url_or_key: str) -> bytes:
+        """An object's bytes, named by its key or its s3:// URL."""
+        key = url_or_key.removeprefix(f"s3://{self.name}/")
+        return bytes(self.client.get_object(Bucket=self.name, Key=key)["Body"].read())
+
     def unfinished_uploads(self) -> list[str]:
         reply = self.client.list_multipart_uploads(Bucket=self.name)
         return sorted(u["Key"] for u in reply.get("Uploads", []))
@@ -759,6 +764,13 @@ def backup_to_args(
 ) -> tuple:
     """`backup` of `state` into `out`, uploaded to `bucket` (its default prefix)."""
     return ("--state-dir", state.root, "backup", "--output", out, "--to", bucket.url(), *extra)
+
+
+def remote_args(
+    state: StateTree, out: Path, bucket: Bucket, command: str, *extra: str | os.PathLike[str]
+) -> tuple:
+    """`list`, `status` or `prune` of `state` (archives in `out`) covering `bucket`'s copies."""
+    return ("--state-dir", state.root, command, "--output", out, "--remote", bucket.url(), *extra)
 
 
 def backup_to(state: StateTree, out: Path, bucket: Bucket, *extra: str) -> dict:

@@ -28,10 +28,6 @@ from .conftest import (
 )
 
 
-def _object_bytes(bucket: Bucket, key: str) -> bytes:
-    return bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"].read()
-
-
 def test_the_test_server_listens_on_loopback_only(s3_server: S3Server) -> None:
     addresses = s3_server.listening_addresses()
     assert addresses, "the server listens on nothing"
@@ -46,7 +42,7 @@ def test_backup_to_uploads_the_archive_byte_for_byte(
     assert body["remote"]["ok"] is True
     assert body["remote"]["url"] == f"{bucket.url()}/{archive.name}"
     assert bucket.object_keys() == [f"backups/{archive.name}"]
-    assert _object_bytes(bucket, f"backups/{archive.name}") == archive.read_bytes()
+    assert bucket.read(f"backups/{archive.name}") == archive.read_bytes()
 
 
 def test_the_proof_is_the_servers_own_checksum_of_the_parts_sent(
@@ -74,7 +70,7 @@ def test_push_never_overwrites_an_object_already_under_the_key(
     proc = run_cli("--state-dir", state.root, "push", archive, "--to", bucket.url(), env=bucket.env)
     assert proc.returncode == 2
     assert "never overwrites" in proc.stderr
-    assert _object_bytes(bucket, key) == b"somebody else's bytes"
+    assert bucket.read(key) == b"somebody else's bytes"
     assert bucket.unfinished_uploads() == []
 
 

@@ -26,6 +26,7 @@ from .conftest import (
     backup_to_args,
     json_text,
     make_bucket,
+    remote_args,
     run_cli,
     start_cli,
 )
@@ -52,18 +53,13 @@ def flaky(s3_server: S3Server, proxy: FaultProxy) -> Bucket:
     return make_bucket(s3_server, endpoint=proxy.endpoint)
 
 
-def _remote_bytes(bucket: Bucket, url: str) -> bytes:
-    key = url.removeprefix(f"s3://{bucket.name}/")
-    return bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"].read()
-
-
 def test_error_replies_to_parts_are_retried_and_the_copy_is_proven(
     state: StateTree, out_dir: Path, flaky: Bucket, proxy: FaultProxy
 ) -> None:
     proxy.fail(_is_part, 2, status=500)
     body = backup_to(state, out_dir, flaky)
     assert proxy.injected == 2
-    assert _remote_bytes(flaky, body["remote"]["url"]) == Path(body["archive"]).read_bytes()
+    assert flaky.read(body["remote"]["url"]) == Path(body["archive"]).read_bytes()
 
 
 def test_a_connection_cut_in_the_middle_of_a_part_is_retried(
@@ -72,7 +68,7 @@ def test_a_connection_cut_in_the_middle_of_a_part_is_retried(
     proxy.cut_request(_is_part, 1, after_bytes=2000)
     body = backup_to(state, out_dir, flaky)
     assert proxy.injected == 1
-    assert _remote_bytes(flaky, body["remote"]["url"]) == Path(body["archive"]).read_bytes()
+    assert flaky.read(body["remote"]["url"]) == Path(body["archive"]).read_bytes()
     assert flaky.unfinished_uploads() == []
 
 
@@ -88,7 +84,7 @@ def test_a_file_of_many_parts_is_proven_part_by_part(
     copy = upload_file(path, Remote.parse(flaky.url()))
     assert copy.checksum is not None and copy.checksum.endswith("-3")
     assert copy.sha256 == hashlib.sha256(data).hexdigest()
-    assert _remote_bytes(flaky, copy.url) == data
+    assert flaky.read(copy.url) == data
 
 
 def test_a_server_restarted_mid_upload_still_ends_with_one_proven_copy(
@@ -107,7 +103,7 @@ def test_a_server_restarted_mid_upload_still_ends_with_one_proven_copy(
             proc.kill()
     assert proc.returncode == 0, err
     body = json_text(out)
-    assert _remote_bytes(flaky, body["remote"]["url"]) == Path(body["archive"]).read_bytes()
+    assert flaky.read(body["remote"]["url"]) == Path(body["archive"]).read_bytes()
     assert flaky.unfinished_uploads() == []
 
 
@@ -175,7 +171,7 @@ def test_a_server_that_keeps_no_checksum_gets_the_copy_read_back_whole(
     body = backup_to(state, out_dir, flaky)
     assert body["remote"]["proof"] == "read-back"
     assert body["remote"]["checksum"] is None
-    assert _remote_bytes(flaky, body["remote"]["url"]) == Path(body["archive"]).read_bytes()
+    assert flaky.read(body["remote"]["url"]) == Path(body["archive"]).read_bytes()
 
 
 def test_a_read_back_that_returns_other_bytes_proves_no_copy(
@@ -186,14 +182,5 @@ def test_a_read_back_that_returns_other_bytes_proves_no_copy(
     proc = run_cli(*backup_to_args(state, out_dir, flaky, "--json"), env=flaky.env)
     assert proc.returncode == 1
     assert "not the bytes sent" in json_text(proc.stdout)["remote"]["error"]
-    status = run_cli(
-        "--state-dir",
-        state.root,
-        "status",
-        "--output",
-        out_dir,
-        "--remote",
-        flaky.url(),
-        env=flaky.env,
-    )
+    status = run_cli(*remote_args(state, out_dir, flaky, "status"), env=flaky.env)
     assert status.returncode == 1

@@ -19,6 +19,7 @@ from .conftest import (
     json_out,
     json_text,
     make_bucket,
+    remote_args,
     run_cli,
 )
 
@@ -83,7 +84,7 @@ def test_status_remote_is_ok_for_a_fresh_proven_copy_and_exit_1_when_stale(
     state: StateTree, out_dir: Path, bucket: Bucket
 ) -> None:
     backup_to(state, out_dir, bucket)
-    args = ("--state-dir", state.root, "status", "--output", out_dir, "--remote", bucket.url())
+    args = remote_args(state, out_dir, bucket, "status")
     fresh = run_cli(*args, "--json", env=bucket.env)
     assert fresh.returncode == 0, fresh.stdout
     assert json_out(fresh)["remote"]["ok"] is True
@@ -102,16 +103,7 @@ def test_status_remote_fails_when_the_last_upload_failed(
         "--state-dir", state.root, "backup", "--output", out_dir, "--to", bucket.url(), env=env
     )
     assert failed.returncode == 4
-    status = run_cli(
-        "--state-dir",
-        state.root,
-        "status",
-        "--output",
-        out_dir,
-        "--remote",
-        bucket.url(),
-        env=bucket.env,
-    )
+    status = run_cli(*remote_args(state, out_dir, bucket, "status"), env=bucket.env)
     assert status.returncode == 1
     assert "last upload" in status.stderr
 
@@ -124,16 +116,7 @@ def test_prometheus_output_carries_the_remote_figures(
     backup_to(state, out_dir, bucket)
     prom = tmp_path / "backupkit.prom"
     proc = run_cli(
-        "--state-dir",
-        state.root,
-        "status",
-        "--output",
-        out_dir,
-        "--remote",
-        bucket.url(),
-        "--prometheus",
-        prom,
-        env=bucket.env,
+        *remote_args(state, out_dir, bucket, "status", "--prometheus", prom), env=bucket.env
     )
     assert proc.returncode == 0, proc.stderr
     samples = {
@@ -151,17 +134,7 @@ def test_prune_remote_keeps_the_newest_proven_copy_and_deletes_the_rest(
 ) -> None:
     ids = [backup_to(state, out_dir, bucket)["backup_id"] for _ in range(3)]
     proc = run_cli(
-        "--state-dir",
-        state.root,
-        "prune",
-        "--output",
-        out_dir,
-        "--keep-last",
-        "1",
-        "--remote",
-        bucket.url(),
-        "--json",
-        env=bucket.env,
+        *remote_args(state, out_dir, bucket, "prune", "--keep-last", "1", "--json"), env=bucket.env
     )
     assert proc.returncode == 0, proc.stderr
     assert [k.split("-backup-")[1][:25] for k in bucket.object_keys()] == [ids[-1]]
@@ -177,15 +150,7 @@ def test_prune_remote_never_touches_another_state_dirs_copies_under_the_same_pre
     mine = [backup_to(ours, tmp_path / "our-backups", bucket)["backup_id"] for _ in range(2)]
     before = set(bucket.object_keys())
     proc = run_cli(
-        "--state-dir",
-        ours.root,
-        "prune",
-        "--output",
-        tmp_path / "our-backups",
-        "--keep-last",
-        "1",
-        "--remote",
-        bucket.url(),
+        *remote_args(ours, tmp_path / "our-backups", bucket, "prune", "--keep-last", "1"),
         env=bucket.env,
     )
     assert proc.returncode == 0, proc.stderr
@@ -208,17 +173,7 @@ def test_retention_days_locks_the_copy_and_prune_leaves_it_saying_so(
     assert first["remote"]["locked_until_at"] is not None
     backup_to(state, out_dir, locked, "--retention-days", "3")
     proc = run_cli(
-        "--state-dir",
-        state.root,
-        "prune",
-        "--output",
-        out_dir,
-        "--keep-last",
-        "1",
-        "--remote",
-        locked.url(),
-        "--json",
-        env=locked.env,
+        *remote_args(state, out_dir, locked, "prune", "--keep-last", "1", "--json"), env=locked.env
     )
     assert proc.returncode == 0, proc.stderr
     report = json_out(proc)["remote"]
@@ -255,7 +210,7 @@ def test_an_encrypted_archive_goes_offsite_as_its_ciphertext(
     made = run_cli("key", "new", key)
     assert made.returncode == 0, made.stderr
     body = backup_to(state, out_dir, bucket, "--encrypt-to", made.stdout.strip())
-    data = bucket.client.get_object(Bucket=bucket.name, Key=bucket.object_keys()[0])["Body"].read()
+    data = bucket.read(bucket.object_keys()[0])
     assert data.startswith(b"age-encryption.org/v1")
     assert b"manifest.json" not in data and b"SQLite format 3" not in data
     verified = run_cli(
