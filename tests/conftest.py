@@ -692,27 +692,6 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         server.stop()
 
 
-def s3_client(env: dict[str, str]) -> Any:
-    """A boto3 client with exactly the settings the CLI is given (for arranging and checking
-    what is in the bucket)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        config=Config(
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            retries={"max_attempts": 2},
-        ),
-    )
-
-
 @dataclass
 class Bucket:
     name: str
@@ -745,7 +724,7 @@ def make_bucket(
     server: S3Server, *, object_lock: bool = False, endpoint: str | None = None
 ) -> Bucket:
     env = server.env(endpoint)
-    client = s3_client(server.env())
+    client = server.client()
     name = f"bk-test-{os.getpid()}-{next(_bucket_count)}"
     if object_lock:
         client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)

@@ -87,7 +87,7 @@ def run(bench_dir: Path, size_mib: int, rounds: int, json_path: Path) -> int:
     try:
         import boto3  # noqa: F401 - the bench runs in backupkit's venv, which has it
 
-        client = _client(server)
+        client = server.client()
         for n in range(rounds):
             bucket = f"bench-{os.getpid()}-{n}"
             client.create_bucket(Bucket=bucket)
@@ -120,21 +120,6 @@ def run(bench_dir: Path, size_mib: int, rounds: int, json_path: Path) -> int:
     json_path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"bench: offsite results written to {json_path}")
     return 0 if out["rss_pass"] else 1
-
-
-def _client(server: S3Server) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    env = server.env()
-    return boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        config=Config(s3={"addressing_style": "path"}),
-    )
 
 
 def _report(size: int, results: dict[str, list[tuple[float, float]]], load: dict[str, Any]) -> dict:
