@@ -8,11 +8,10 @@ from typing import Any
 from ..archive.manifest import Manifest
 from ..backup.pipeline import BackupResult
 from ..offsite.catalog import RemoteEntry
-from ..offsite.prune import RemotePruneReport
 from ..offsite.status import RemoteStatus
 from ..offsite.upload import RemoteCopy
 from ..ops.catalog import Entry
-from ..ops.prune import PruneReport
+from ..ops.prune import PruneOutcome
 from ..ops.schedule_install import ScheduleReport
 from ..ops.status import StatusReport
 from ..restore.plan import RestoreReport
@@ -164,7 +163,7 @@ def restore_line(report: RestoreReport) -> str:
     )
 
 
-def prune_lines(report: PruneReport | RemotePruneReport) -> list[str]:
+def prune_lines(report: PruneOutcome) -> list[str]:
     out = []
     for item in report.items:
         verb = "keep" if item.keep else ("would remove" if report.dry_run else "removed")
@@ -172,7 +171,7 @@ def prune_lines(report: PruneReport | RemotePruneReport) -> list[str]:
     return out
 
 
-def prune_summary(report: PruneReport | RemotePruneReport) -> str:
+def prune_summary(report: PruneOutcome) -> str:
     kept = len(report.items) - len(report.removed)
     verb = "would remove" if report.dry_run else "removed"
     return f"backupkit: policy {report.policy}: keep {kept}, {verb} {len(report.removed)}"

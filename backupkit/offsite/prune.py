@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..ops import ledger
-from ..ops.prune import PruneItem, decide
+from ..ops.prune import PruneItem, PruneOutcome, decide, prune_item
 from ..ops.retention import Policy
 from ..state.layout import existing_layout
 from .catalog import RemoteEntry, remote_catalogue
@@ -23,41 +23,19 @@ from .client import is_not_found, make_client, translate
 from .push import require_remote
 
 
-@dataclass
-class RemotePruneReport:
+@dataclass(kw_only=True)
+class RemotePruneReport(PruneOutcome):
     remote: str
-    policy: str
-    dry_run: bool
-    items: list[PruneItem] = field(default_factory=list)
     locked: list[PruneItem] = field(default_factory=list)  # the policy let go, the lock kept
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def removed(self) -> list[PruneItem]:
-        return [i for i in self.items if not i.keep]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": True,
             "url": self.remote,
-            "policy": self.policy,
-            "dry_run": self.dry_run,
-            "kept": [i.to_dict() for i in self.items if i.keep],
-            "removed": [i.to_dict() for i in self.removed],
+            **self._decisions(),
             "locked": [i.to_dict() for i in self.locked],
             "warnings": self.warnings,
         }
-
-
-def _item(e: RemoteEntry, keep: bool, why: list[str]) -> PruneItem:
-    return PruneItem(
-        backup_id=e.backup_id,
-        archive=e.url,
-        created_at=e.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        reason=e.reason,
-        keep=keep,
-        why=why,
-    )
 
 
 def prune_remote(
@@ -74,12 +52,14 @@ def prune_remote(
     book = ledger.read(layout.global_db)
     client = make_client()
     cat = remote_catalogue(client, book, where)
-    report = RemotePruneReport(where.url, policy.describe(), dry_run, warnings=list(cat.problems))
+    report = RemotePruneReport(
+        remote=where.url, policy=policy.describe(), dry_run=dry_run, warnings=list(cat.problems)
+    )
     doomed: list[tuple[RemoteEntry, PruneItem]] = []
     for e, keep, why in decide(
         cat.entries, policy, reasons, newest=cat.newest_proven(), newest_why="newest proven copy"
     ):
-        item = _item(e, keep, why)
+        item = prune_item(e, e.url, keep, why)
         report.items.append(item)
         if not keep:
             doomed.append((e, item))

@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 from ..fsutil import fsync_dir
 from ..state.layout import existing_layout, resolve_output_dir
 from . import ledger
-from .catalog import Entry, Owner, catalogue
+from .catalog import Owner, catalogue
 from .retention import Policy, select
 
 PROTECTED_REASONS = frozenset({"pre-migration", "pre-restore"})
@@ -44,9 +44,10 @@ class PruneItem:
         return {**body, "why": ", ".join(self.why)}
 
 
-@dataclass
-class PruneReport:
-    output_dir: Path
+@dataclass(kw_only=True)
+class PruneOutcome:
+    """What a prune kept and let go, local or remote alike."""
+
     policy: str
     dry_run: bool
     items: list[PruneItem] = field(default_factory=list)
@@ -56,14 +57,24 @@ class PruneReport:
     def removed(self) -> list[PruneItem]:
         return [i for i in self.items if not i.keep]
 
-    def to_dict(self) -> dict[str, Any]:
+    def _decisions(self) -> dict[str, Any]:
         return {
-            "ok": True,
-            "output_dir": os.fspath(self.output_dir),
             "policy": self.policy,
             "dry_run": self.dry_run,
             "kept": [i.to_dict() for i in self.items if i.keep],
             "removed": [i.to_dict() for i in self.removed],
+        }
+
+
+@dataclass(kw_only=True)
+class PruneReport(PruneOutcome):
+    output_dir: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "output_dir": os.fspath(self.output_dir),
+            **self._decisions(),
             "warnings": self.warnings,
         }
 
@@ -89,12 +100,14 @@ def prune(
         and e.archive is not None
         and os.path.realpath(e.archive.parent) == os.path.realpath(out)
     ]
-    report = PruneReport(out, policy.describe(), dry_run, warnings=list(cat.problems))
+    report = PruneReport(
+        output_dir=out, policy=policy.describe(), dry_run=dry_run, warnings=list(cat.problems)
+    )
     newest_verified = next((e for e in entries if e.owner is Owner.THIS and e.verified_ok), None)
     for e, keep, why in decide(
         entries, policy, reasons, newest=newest_verified, newest_why="newest verified archive"
     ):
-        report.items.append(_item(e, keep, why))
+        report.items.append(prune_item(e, os.fspath(e.archive or ""), keep, why))
     report.items.sort(key=lambda i: i.created_at, reverse=True)
     if dry_run:
         return report
@@ -110,6 +123,8 @@ def prune(
 
 
 class Candidate(Protocol):
+    @property
+    def backup_id(self) -> str: ...
     @property
     def owner(self) -> Owner: ...
     @property
@@ -161,10 +176,11 @@ def decide(
     return out
 
 
-def _item(e: Entry, keep: bool, why: list[str]) -> PruneItem:
+def prune_item(e: Candidate, archive: str, keep: bool, why: list[str]) -> PruneItem:
+    """One decision, about the archive (a path or a URL) that `e` stands for."""
     return PruneItem(
         backup_id=e.backup_id,
-        archive=os.fspath(e.archive or ""),
+        archive=archive,
         created_at=e.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         reason=e.reason,
         keep=keep,
