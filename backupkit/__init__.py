@@ -17,6 +17,10 @@ from .errors import (
     IntegrityError,
     Interrupted,
 )
+from .offsite.catalog import RemoteCatalogue, list_remote
+from .offsite.prune import RemotePruneReport, prune_remote
+from .offsite.push import PushReport, push_archive
+from .offsite.upload import RemoteCopy
 from .ops.catalog import Catalogue, list_archives
 from .ops.prune import PruneReport, prune
 from .ops.retention import Policy
@@ -44,7 +48,11 @@ __all__ = [
     "Policy",
     "ProgressEvent",
     "PruneReport",
+    "PushReport",
     "Recipients",
+    "RemoteCatalogue",
+    "RemoteCopy",
+    "RemotePruneReport",
     "RestoreReport",
     "SafetySnapshot",
     "StatusReport",
@@ -53,10 +61,13 @@ __all__ = [
     "backup_status",
     "create_backup",
     "list_archives",
+    "list_remote",
     "load_identities",
     "new_identity",
     "plan_backup",
     "prune",
+    "prune_remote",
+    "push_archive",
     "read_manifest",
     "restore_archive",
     "safety_snapshot",

@@ -7,6 +7,8 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from fixtures.s3server import SECRET_KEY
 
 from .conftest import (
@@ -238,3 +240,29 @@ def test_schedule_carries_the_remote_and_its_lock_into_the_timer(state: StateTre
     assert proc.returncode == 0, proc.stderr
     assert "--to s3://gateway-backups/host-1" in proc.stdout
     assert "--retention-days 7" in proc.stdout
+
+
+def test_the_library_pushes_lists_and_prunes_remote_copies_without_printing(
+    state: StateTree,
+    out_dir: Path,
+    bucket: Bucket,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import backupkit
+
+    for name, value in bucket.env.items():
+        monkeypatch.setenv(name, value)
+    older = backupkit.create_backup(state.root, output=out_dir, to=bucket.url())
+    assert older.remote is not None and older.remote_error is None
+    newer = backupkit.create_backup(state.root, output=out_dir)
+    pushed = backupkit.push_archive(newer.archive, bucket.url(), state_dir=state.root)
+    assert pushed.copy.url == f"{bucket.url()}/{newer.archive.name}"
+    listed = backupkit.list_remote(state.root, bucket.url())
+    assert [e.backup_id for e in listed.own() if e.proven] == [newer.backup_id, older.backup_id]
+    pruned = backupkit.prune_remote(
+        state.root, bucket.url(), policy=backupkit.Policy.parse("last=1")
+    )
+    assert [i.backup_id for i in pruned.removed] == [older.backup_id]
+    assert bucket.object_keys() == [f"backups/{newer.archive.name}"]
+    assert capsys.readouterr() == ("", "")
