@@ -184,3 +184,27 @@ def test_a_read_back_that_returns_other_bytes_proves_no_copy(
     assert "not the bytes sent" in json_text(proc.stdout)["remote"]["error"]
     status = run_cli(*remote_args(state, out_dir, flaky, "status"), env=flaky.env)
     assert status.returncode == 1
+
+
+def _is_complete(method: str, path: str) -> bool:
+    return method == "POST" and "uploadId=" in path
+
+
+def test_an_object_that_appears_during_the_upload_is_never_overwritten(
+    state: StateTree, out_dir: Path, flaky: Bucket, proxy: FaultProxy
+) -> None:
+    arrived = proxy.hold(_is_complete)
+    proc = start_cli(*backup_to_args(state, out_dir, flaky), env=flaky.env)
+    try:
+        assert arrived.wait(60), "the upload never reached its completion"
+        (archive,) = os.listdir(out_dir)
+        flaky.client.put_object(
+            Bucket=flaky.name, Key=f"backups/{archive}", Body=b"another writer's bytes"
+        )
+    finally:
+        proxy.release()
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "never overwrites" in err
+    assert flaky.read(f"backups/{archive}") == b"another writer's bytes"
+    assert flaky.unfinished_uploads() == []
