@@ -16,6 +16,7 @@ receipt (docs/offsite.md).
 from __future__ import annotations
 
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackupError, EnvironmentFault, InputError
@@ -40,9 +41,29 @@ def _addressing_style_set(session: Any) -> bool:
     return bool((config.get("s3") or {}).get("addressing_style"))
 
 
+MAX_CLIENTS = 8
+_clients: dict[tuple[object, ...], S3Client] = {}
+_clients_lock = threading.Lock()
+
+
 def make_client() -> S3Client:
-    """An S3 client from the standard settings. Against a custom endpoint (MinIO, R2, B2, a
-    local server) path-style addressing is used unless the profile sets its own."""
+    """An S3 client from the standard settings, made once per process and settings: a command
+    that reads one archive twice (is it encrypted? then its members), or uploads and then
+    prunes, would otherwise pay about 80 ms for each new one. A forked child makes its own, so
+    no two processes share a connection. boto3 clients are safe to share between threads."""
+    key = (os.getpid(), *sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            if len(_clients) >= MAX_CLIENTS:  # settings that changed: drop the oldest
+                del _clients[next(iter(_clients))]
+            client = _clients[key] = _new_client()
+        return client
+
+
+def _new_client() -> S3Client:
+    """Against a custom endpoint (MinIO, R2, B2, a local server) path-style addressing is used
+    unless the profile sets its own."""
     try:
         import boto3
         from botocore.config import Config
